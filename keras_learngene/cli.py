@@ -1,0 +1,351 @@
+"""The `klg` command line.
+
+Results go to stdout (`--json` for machines), progress and Keras logs to
+stderr, user errors to stderr as `Error: ...` with exit code 1 (2 for bad
+usage), never a traceback.
+"""
+
+import contextlib
+import functools
+import json
+import os
+import sys
+import time
+
+import click
+
+DATASET_CHOICES = ("embedded", "fashion_mnist", "digits")
+
+
+def _fail_cleanly(fn):
+    """Turns the library's user errors into `Error: ...` and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError,
+                PermissionError, KeyError) as exc:
+            raise click.ClickException(str(exc).strip("'\"")) from exc
+
+    return wrapper
+
+
+def _progress(message):
+    click.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def _keras_logs_to_stderr():
+    """Keras prints its progress bars to stdout; stdout is for results."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _check_out(path, overwrite):
+    """Fails before any work when the output cannot be written."""
+    if not path.endswith(".keras"):
+        raise click.BadParameter(f"{path!r} must end in '.keras'.", param_hint="--out")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise click.ClickException(f"The folder {folder!r} does not exist; create it first.")
+    if not os.access(folder, os.W_OK):
+        raise click.ClickException(f"The folder {folder!r} is not writable.")
+    if os.path.exists(path) and not overwrite:
+        raise click.ClickException(f"{path!r} already exists; pass --overwrite to replace it.")
+
+
+def _parse_classes(value):
+    if value in ("base", "novel", "all"):
+        return value
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: use base, novel, all or comma-separated class ids like 0,2,4,6.",
+            param_hint="--classes",
+        ) from None
+
+
+def _parse_shape(value):
+    if value is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in value.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3:
+        raise click.BadParameter(f"{value!r}: write HxWxC, e.g. 32x32x1.",
+                                 param_hint="--input-shape")
+    return shape
+
+
+def _emit(as_json, payload, text):
+    click.echo(json.dumps(payload, indent=2) if as_json else text)
+
+
+def _backend():
+    import keras
+
+    return keras.backend.backend()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="keras-learngene")
+def cli():
+    """keras-learngene: condense an ancestry model into a learngene and inherit
+    it into descendant models.
+
+    The backend is Keras': set KERAS_BACKEND=tensorflow, jax or torch.
+    """
+
+
+# ----------------------------------------------------------------------- condense
+@cli.command()
+@click.option("--ancestry", type=click.Path(dir_okay=False), default=None,
+              help="Trained ancestry .keras file [default: the shipped tiny ViT].")
+@click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="embedded",
+              show_default=True, help="Probe data set.")
+@click.option("--classes", default="base", show_default=True,
+              help="Probe classes: base, novel, all or ids like 1,3,5.")
+@click.option("--n-layers", type=int, default=3, show_default=True,
+              help="Ancestry units kept in the learngene.")
+@click.option("--method", type=click.Choice(["auto", "heur", "front", "back"]), default="auto",
+              show_default=True, help="auto: similarity to a pseudo descendant; heur: "
+              "gradient stability; front/back: the first/last units.")
+@click.option("--similarity", default="linear_cka", show_default=True,
+              help="Registered similarity metric (see `klg plugins --all`).")
+@click.option("--selection", type=click.Choice(["align", "top_k", "window"]), default="align",
+              show_default=True, help="How Auto Learngene picks units from the similarities.")
+@click.option("--form", default=None, help="Registered form [default: detected].")
+@click.option("--pseudo-depth", type=int, default=None,
+              help="Units of the pseudo descendant [default: --n-layers].")
+@click.option("--pseudo-epochs", type=int, default=2, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", default="learngene.keras", show_default=True, help="Output file.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_fail_cleanly
+def condense(ancestry, dataset, classes, n_layers, method, similarity, selection, form,
+             pseudo_depth, pseudo_epochs, seed, out, overwrite, as_json):
+    """Condense an ancestry into a learngene and save it.
+
+    With no arguments: the shipped tiny ViT ancestry, probed with the base
+    classes of the shipped Fashion-MNIST subset.
+    """
+    _check_out(out, overwrite)
+    import keras
+
+    import keras_learngene as klg
+
+    _progress(f"backend: {_backend()}")
+    model = klg.load_default_ancestry() if ancestry is None else keras.saving.load_model(
+        ancestry)
+    task = klg.datasets.load_task(dataset, classes=_parse_classes(classes))
+    _progress(f"condensing {model.name} with {method} on {task.name} "
+              f"({len(task.x_train)} probe images)")
+    with _keras_logs_to_stderr():
+        learngene = klg.condense(
+            model, (task.x_train, task.y_train), n_layers=n_layers, method=method,
+            similarity=similarity, selection=selection, form=form, pseudo_depth=pseudo_depth,
+            pseudo_epochs=pseudo_epochs, seed=seed,
+        )
+    learngene.save(out, overwrite=overwrite)
+    p = learngene.provenance
+    payload = {"out": out, "bytes": os.path.getsize(out), **_summary(learngene)}
+    _emit(as_json, payload, _condense_table(learngene, out) + f"\nseconds: {p['seconds']}")
+
+
+def _summary(learngene):
+    p = learngene.provenance
+    keys = ("method", "form", "selection", "similarity", "source_units", "source_names",
+            "scores", "matches", "seed", "backend", "seconds")
+    return {k: p.get(k) for k in keys} | {"params": int(learngene.count_params())}
+
+
+def _condense_table(learngene, out):
+    p = learngene.provenance
+    lines = [f"learngene: {out}  ({p['method']}, form {p['form']}, "
+             f"{learngene.count_params():,} params)"]
+    matrix = p.get("matrix")
+    chosen = set(p["source_units"])
+    if matrix and p["method"] == "auto":
+        header = "unit  " + "".join(f" pseudo{j:<3d}" for j in range(len(matrix[0])))
+        lines += [f"similarity ({p['similarity']}) of ancestry units to pseudo-descendant "
+                  "units:", header]
+        for i, row in enumerate(matrix):
+            mark = " <- selected" if i in chosen else ""
+            lines.append(f"{i:>4d}  " + "".join(f" {v:9.3f}" for v in row) + mark)
+        why = ", ".join(f"unit {i} ~ pseudo {j} ({s:.3f})"
+                        for i, j, s in zip(p["source_units"], p["matches"], p["scores"]))
+        lines.append(f"selected by {p['selection']}: {why}")
+    elif p["method"] == "heur":
+        lines.append("gradient instability per unit (std over tasks; lower is more stable):")
+        for i, v in enumerate(p["instability"]):
+            lines.append(f"{i:>4d}  {v:9.5f}" + (" <- selected" if i in chosen else ""))
+    else:
+        lines.append(f"selected the {p['method']} {len(chosen)} units: {p['source_units']}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ inherit
+@cli.command()
+@click.argument("learngene", type=click.Path(dir_okay=False))
+@click.option("--n-layers", type=int, required=True, help="New units to add.")
+@click.option("--num-classes", type=int, required=True, help="Classes of the new task.")
+@click.option("--strategy", default="stack", show_default=True,
+              help="Registered inheritance strategy (see `klg plugins --all`).")
+@click.option("--input-shape", default=None, help="HxWxC of the new task [default: learngene's].")
+@click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)
+@click.option("--dropout", type=float, default=0.0, show_default=True)
+@click.option("--freeze", is_flag=True, help="Freeze the inherited layers.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", default="descendant.keras", show_default=True)
+@click.option("--overwrite", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@_fail_cleanly
+def inherit(learngene, n_layers, num_classes, strategy, input_shape, head, dropout, freeze, seed,
+            out, overwrite, as_json):
+    """Build a descendant from a LEARNGENE file and save it (untrained)."""
+    _check_out(out, overwrite)
+    import keras_learngene as klg
+    from keras_learngene.learngene import save_atomically
+
+    model = klg.inherit(learngene, n_layers, num_classes=num_classes, strategy=strategy,
+                        input_shape=_parse_shape(input_shape), head=head, dropout=dropout,
+                        freeze_learngene=freeze, seed=seed)
+    save_atomically(model, out, overwrite=overwrite)
+    inherited = klg.inherited_layers(model)
+    payload = {
+        "out": out, "params": int(model.count_params()), "bytes": os.path.getsize(out),
+        "learngene_bytes": os.path.getsize(learngene), "strategy": strategy,
+        "layers": [layer.name for layer in model.layers[1:]], "inherited": inherited,
+    }
+    text = (f"descendant: {out} ({payload['params']:,} params, {payload['bytes']:,} bytes; "
+            f"learngene {payload['learngene_bytes']:,} bytes)\n"
+            + "\n".join(f"  {name}" + (f"  <- {inherited[name]}" if name in inherited else "")
+                        for name in payload["layers"]))
+    _emit(as_json, payload, text)
+
+
+# -------------------------------------------------------------------------- train
+@cli.command()
+@click.option("--preset", default=None, help="Ancestry preset to build and train "
+              "(vit_tiny, vit_small, vgg_small, resnet_small).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="A saved model (e.g. a descendant) to train instead of a preset.")
+@click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="embedded",
+              show_default=True)
+@click.option("--classes", default="all", show_default=True,
+              help="base, novel, all or ids like 0,2,4,6.")
+@click.option("--shots", type=int, default=None, help="K training images per class.")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", default="model.keras", show_default=True)
+@click.option("--overwrite", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@_fail_cleanly
+def train(preset, model_path, dataset, classes, shots, epochs, batch_size, lr, seed, out,
+          overwrite, as_json):
+    """Train a preset ancestry or a saved model on a data set and save it."""
+    if (preset is None) == (model_path is None):
+        raise click.UsageError("Give exactly one of --preset or --model.")
+    if epochs < 1 or batch_size < 1:
+        raise click.BadParameter("--epochs and --batch-size must be at least 1.")
+    _check_out(out, overwrite)
+    import keras
+
+    import keras_learngene as klg
+    from keras_learngene.learngene import save_atomically
+
+    task = klg.datasets.load_task(dataset, classes=_parse_classes(classes), shots=shots,
+                                  seed=seed)
+    if preset is not None:
+        model = klg.models.build_preset(preset, task.input_shape, task.num_classes)
+    else:
+        model = keras.saving.load_model(model_path)
+        if model.output_shape[-1] != task.num_classes:
+            raise click.ClickException(
+                f"{model_path!r} has {model.output_shape[-1]} outputs but the task has "
+                f"{task.num_classes} classes; build it with --num-classes {task.num_classes}."
+            )
+    _progress(f"backend: {_backend()}; training {model.name} on {task.name}")
+    start = time.perf_counter()
+    with _keras_logs_to_stderr():
+        result = klg.training.train(model, task.x_train, task.y_train, epochs=epochs,
+                                    batch_size=batch_size, learning_rate=lr, seed=seed,
+                                    verbose=2)
+    accuracy = klg.training.evaluate(model, task.x_test, task.y_test)
+    save_atomically(model, out, overwrite=overwrite)
+    payload = {
+        "out": out, "model": model.name, "task": task.name, "backend": _backend(),
+        "epochs": epochs, "train_examples": len(task.x_train),
+        "test_examples": len(task.x_test), "test_accuracy": round(accuracy, 4),
+        "train_seconds": round(result["seconds"], 2),
+        "seconds": round(time.perf_counter() - start, 2),
+        "images_per_second": round(result["images_per_second"], 1),
+    }
+    _emit(as_json, payload,
+          f"{model.name} on {task.name}: test accuracy {accuracy:.4f} "
+          f"({len(task.x_test)} images), {payload['train_seconds']} s training "
+          f"({payload['images_per_second']} img/s); saved {out}")
+
+
+# ------------------------------------------------------------------------ inspect
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--png", default=None, help="Write the similarity heatmap to this PNG "
+              "(needs matplotlib).")
+@click.option("--json", "as_json", is_flag=True)
+@_fail_cleanly
+def inspect(file, png, as_json):
+    """Show a learngene's provenance (and its similarity heatmap)."""
+    import keras_learngene as klg
+
+    learngene = klg.Learngene.load(file)
+    if png:
+        klg.plot_similarity(learngene, png)
+    p = dict(learngene.provenance)
+    payload = {"file": file, "params": int(learngene.count_params()),
+               "units": learngene.summary_rows(), "provenance": p, "png": png}
+    text = _condense_table(learngene, file) + "\n" + "\n".join(
+        f"{k}: {json.dumps(v)}" for k, v in p.items() if k not in ("matrix",))
+    if png:
+        text += f"\nheatmap: {png}"
+    _emit(as_json, payload, text)
+
+
+# ------------------------------------------------------------------------ plugins
+@cli.command("plugins")
+@click.option("--all", "include_builtin", is_flag=True, help="Include the built-in plugins.")
+def plugins_command(include_builtin):
+    """List installed plugins and what each registered, as JSON."""
+    from keras_learngene import plugins
+
+    click.echo(json.dumps(plugins.describe_plugins(include_builtin), indent=2))
+
+
+def _load_plugin_commands():
+    from keras_learngene import plugins
+
+    plugins._load()
+    for impl in reversed(plugins.pm.hook.register_commands.get_hookimpls()):
+        name = plugins.pm.get_name(impl.plugin)
+        before = set(cli.commands)
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # a broken plugin must not break klg
+            plugins._report(name, exc)
+        plugins._state["commands"][name] = sorted(set(cli.commands) - before)
+
+
+def main():
+    """Entry point of the `klg` console script."""
+    _load_plugin_commands()
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Inheriting: build a descendant model from a learngene.
+
+A descendant is `stem -> units -> new head`, where the units are laid out by
+an inheritance strategy from the learngene's units and `n_layers` new ones.
+Inherited layers are copies (training a descendant never changes its
+learngene) and their names say where they came from:
+
+- `inherited_stem`, `inherited_<ancestry unit>`: the learngene's stem and units;
+- `copy<n>_<ancestry unit>`: new units initialised with a unit's weights;
+- `fresh_<n>`: randomly initialised units; `head_*`: the new head.
+"""
+
+import os
+
+import keras
+
+from keras_learngene import plugins
+from keras_learngene.learngene import Learngene
+
+MAX_NEW_LAYERS = 64
+
+
+def _as_learngene(model, data, condense_kwargs):
+    if isinstance(model, Learngene):
+        return model
+    if isinstance(model, str | os.PathLike):
+        return Learngene.load(model)
+    if isinstance(model, keras.Model):
+        if data is None:
+            raise ValueError(
+                f"inherit() got the model {model.name!r}, not a learngene, and no probe data to "
+                "condense it with. Condense it first: "
+                "`learngene = keras_learngene.condense(model, (x, y), n_layers=3)`, or pass "
+                "data=(x, y) to condense it here with the default method."
+            )
+        from keras_learngene.condense import condense
+
+        return condense(model, data, **(condense_kwargs or {}))
+    raise TypeError(
+        f"inherit() takes a Learngene, a path to a learngene file or a keras.Model, got "
+        f"{type(model).__name__}."
+    )
+
+
+def inherit(
+    model,
+    n_layers,
+    *,
+    num_classes,
+    strategy="stack",
+    input_shape=None,
+    head="linear",
+    dropout=0.0,
+    freeze_learngene=False,
+    seed=0,
+    data=None,
+    condense_kwargs=None,
+    name="descendant",
+):
+    """Builds a descendant: the learngene's units plus `n_layers` new units
+    and a new classification head.
+
+    Args:
+        model: a `Learngene`, a path to a learngene `.keras` file, or a plain
+            ancestry `keras.Model`. An ancestry is condensed first with the
+            default method (Auto Learngene) on `data`; without `data` this
+            raises, so a descendant never silently starts from random or
+            unselected weights.
+        n_layers: number of new units (0 or more), laid out by `strategy`.
+        num_classes: logits of the new head.
+        strategy: a registered strategy: `"stack"` (new units after the
+            learngene), `"prepend"` (before it), `"interleave"` (between its
+            units), `"expand"` (copies of each learngene unit after it).
+        input_shape: `(height, width, channels)` of the new task; default: the
+            learngene's. The channels must match; a ViT's position embedding
+            is resized for another image size.
+        head: `"linear"` or `"mlp"`.
+        dropout: dropout before the head's last layer.
+        freeze_learngene: start with the inherited stem and units frozen.
+        seed: seed of the new units and the head.
+        data: probe data `(x, y)`, only used to condense a plain ancestry.
+        condense_kwargs: arguments for `condense` when `model` is an ancestry.
+        name: the descendant's name.
+
+    Returns:
+        A Functional `keras.Model` that outputs logits.
+
+    Raises:
+        ValueError: negative or absurd `n_layers`, unknown strategy, shapes or
+            channels that do not fit.
+
+    Example:
+    ```python
+    descendant = keras_learngene.inherit("learngene.keras", n_layers=2, num_classes=4)
+    descendant.summary()
+    ```
+    """
+    if not isinstance(n_layers, int) or isinstance(n_layers, bool) or not (
+            0 <= n_layers <= MAX_NEW_LAYERS):
+        raise ValueError(
+            f"n_layers={n_layers!r}: the number of new units must be an int from 0 to "
+            f"{MAX_NEW_LAYERS}."
+        )
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r} must be a positive int.")
+    learngene = _as_learngene(model, data, condense_kwargs)
+    form = plugins.get_form(learngene.form)
+    plan = plugins.get_strategy(strategy).layout(len(learngene.learngene_units), n_layers)
+    input_shape = tuple(input_shape or learngene.image_shape)
+    if len(input_shape) != len(learngene.image_shape):
+        raise ValueError(
+            f"input_shape={input_shape!r} has rank {len(input_shape)}; the learngene takes "
+            f"inputs like {learngene.image_shape}."
+        )
+    if input_shape[-1] != learngene.image_shape[-1]:
+        raise ValueError(
+            f"The learngene takes {learngene.image_shape[-1]} channels, input_shape has "
+            f"{input_shape[-1]}; convert the images to {learngene.image_shape[-1]} channels."
+        )
+
+    keras.utils.set_random_seed(seed)
+    stem, shape = None, input_shape
+    if learngene.stem_layer is not None:
+        stem = form.adapt_stem(learngene.stem_layer, input_shape)
+        stem = form.copy_unit(stem, input_shape, "inherited_stem")
+        shape = tuple(stem.compute_output_shape((None,) + input_shape)[1:])
+    sources = learngene.learngene_units
+    units, copies, fresh = [], 0, 0
+    for position, (source, i) in enumerate(plan):
+        like = sources[i]
+        if source == "fresh":
+            unit = form.fresh_unit(like, shape, f"fresh_{fresh}", preserve_shape=True)
+            fresh += 1
+        else:
+            expected = tuple(like.input.shape[1:])
+            # Units take any spatial size or token count; rank and width must match.
+            if len(expected) != len(shape) or expected[-1] != shape[-1]:
+                raise ValueError(
+                    f"Strategy {strategy!r} puts learngene unit {like.name!r} (input shape "
+                    f"{expected}) at position {position}, where the input has shape {shape}; "
+                    "pick another strategy or input_shape."
+                )
+            unit_name = f"inherited_{like.name}" if source == "learngene" else \
+                f"copy{copies}_{like.name}"
+            copies += source == "copy"
+            unit = form.copy_unit(like, shape, unit_name)
+        units.append(unit)
+        shape = tuple(unit.compute_output_shape((None,) + shape)[1:])
+    descendant = form.assemble(input_shape, stem, units, num_classes, head=head,
+                               dropout=dropout, name=name)
+    if freeze_learngene:
+        for layer in inherited_layers(descendant):
+            descendant.get_layer(layer).trainable = False
+    return descendant
+
+
+def inherited_layers(model):
+    """Which layers of a descendant came from the learngene, read from their
+    names (so it survives `.keras` save and load).
+
+    Args:
+        model: a descendant built by `inherit`.
+
+    Returns:
+        `{layer name: ancestry unit name}` for the inherited stem (`"stem"`),
+        the inherited units and the copies; fresh units and the head are absent.
+
+    Example:
+    ```python
+    for name in keras_learngene.inherited_layers(descendant):
+        descendant.get_layer(name).trainable = False
+    ```
+    """
+    found = {}
+    for layer in model.layers:
+        if layer.name == "inherited_stem":
+            found[layer.name] = "stem"
+        elif layer.name.startswith("inherited_"):
+            found[layer.name] = layer.name[len("inherited_"):]
+        elif layer.name.startswith("copy") and "_" in layer.name and \
+                layer.name[4:].split("_", 1)[0].isdigit():
+            found[layer.name] = layer.name.split("_", 1)[1]
+    return found

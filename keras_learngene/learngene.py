@@ -1,0 +1,189 @@
+"""The learngene artifact: the selected units (with the stem they need) as a
+Keras model, plus the provenance of how and why they were selected.
+
+A `Learngene` is a Functional `keras.Model` from images to the last
+learngene unit's features. It saves as a normal `.keras` file that
+`keras.saving.load_model` opens once `keras_learngene` is imported (safe
+mode stays on), and its provenance travels in the model config.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+_PACKAGE = "keras_learngene"
+
+
+def _to_json(value):
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Provenance values must be JSON-serialisable, got {type(value).__name__}.")
+
+
+def _as_layer(obj):
+    if isinstance(obj, dict):
+        return keras.saving.deserialize_keras_object(obj)
+    return obj
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Learngene(keras.Model):
+    """A learngene: `images -> stem -> learngene units -> features`.
+
+    Built by `keras_learngene.condense`; rebuilt from its config on load.
+
+    Args:
+        image_shape: input shape `(height, width, channels)`.
+        stem: the stem layer (or its serialized config), or `None`.
+        units: the learngene units in order (layers or serialized configs).
+        form: name of the form that cut the ancestry (used to inherit).
+        provenance: a JSON-serialisable dict (see `Learngene.provenance`).
+        **kwargs: `name`, `trainable`.
+
+    Example:
+    ```python
+    learngene = keras_learngene.Learngene.load("learngene.keras")
+    print(learngene.provenance["source_units"])
+    ```
+    """
+
+    def __init__(self, image_shape, stem, units, form, provenance=None, **kwargs):
+        stem = _as_layer(stem)
+        units = [_as_layer(u) for u in units]
+        if not units:
+            raise ValueError("A learngene needs at least one unit.")
+        inputs = keras.Input(tuple(image_shape), name="images")
+        x = inputs if stem is None else stem(inputs)
+        for unit in units:
+            x = unit(x)
+        super().__init__(inputs=inputs, outputs=x, **kwargs)
+        self.image_shape = tuple(image_shape)
+        self.form = form
+        self._stem_name = None if stem is None else stem.name
+        self._unit_names = [unit.name for unit in units]
+        self.provenance = json.loads(json.dumps(provenance or {}, default=_to_json))
+
+    @property
+    def stem_layer(self):
+        """The stem layer (`None` when the units take raw images)."""
+        return None if self._stem_name is None else self.get_layer(self._stem_name)
+
+    @property
+    def learngene_units(self):
+        """The learngene units, in order."""
+        return [self.get_layer(name) for name in self._unit_names]
+
+    def get_config(self):
+        stem = self.stem_layer
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "image_shape": list(self.image_shape),
+            "stem": None if stem is None else keras.saving.serialize_keras_object(stem),
+            "units": [keras.saving.serialize_keras_object(u) for u in self.learngene_units],
+            "form": self.form,
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def save(self, filepath, overwrite=False):
+        """Writes the learngene to a `.keras` file, atomically.
+
+        The file is written next to its destination under a temporary name,
+        then renamed, so a failure never leaves a partial file.
+
+        Args:
+            filepath: destination, ending in `.keras`.
+            overwrite: replace an existing file (default: refuse).
+
+        Raises:
+            FileExistsError: `filepath` exists and `overwrite` is False.
+            ValueError: `filepath` does not end in `.keras`.
+        """
+        save_atomically(self, filepath, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, filepath):
+        """Loads a learngene from a `.keras` file (Keras safe mode on).
+
+        Raises:
+            ValueError: the file holds a model that is not a learngene.
+        """
+        if not os.path.isfile(filepath):
+            raise FileNotFoundError(f"No learngene file at {os.fspath(filepath)!r}.")
+        model = keras.saving.load_model(filepath)
+        if not isinstance(model, cls):
+            raise ValueError(
+                f"{os.fspath(filepath)!r} holds a {type(model).__name__}, not a learngene. "
+                "Condense it first: `klg condense --ancestry "
+                f"{os.fspath(filepath)} --out learngene.keras`."
+            )
+        return model
+
+    def summary_rows(self):
+        """One dict per learngene unit: its name, source index and score."""
+        p = self.provenance
+        rows = []
+        for i, name in enumerate(self._unit_names):
+            rows.append(
+                {
+                    "unit": name,
+                    "source_index": (p.get("source_units") or [None] * len(self._unit_names))[i],
+                    "score": (p.get("scores") or [None] * len(self._unit_names))[i],
+                    "params": int(self.get_layer(name).count_params()),
+                }
+            )
+        return rows
+
+
+def save_atomically(model, filepath, overwrite=False):
+    """Saves any Keras model to `filepath` through a temporary file + rename.
+
+    Args:
+        model: the `keras.Model`.
+        filepath: destination ending in `.keras`.
+        overwrite: replace an existing file.
+    """
+    filepath = os.fspath(filepath)
+    if not filepath.endswith(".keras"):
+        raise ValueError(f"The file name must end in '.keras', got {filepath!r}.")
+    if os.path.exists(filepath) and not overwrite:
+        raise FileExistsError(
+            f"{filepath!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
+        )
+    folder = os.path.dirname(os.path.abspath(filepath))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"The folder {folder!r} does not exist; create it first.")
+    handle, tmp = tempfile.mkstemp(suffix=".keras", prefix=".klg-", dir=folder)
+    os.close(handle)
+    try:
+        keras.Model.save(model, tmp, overwrite=True)
+        os.replace(tmp, filepath)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def fingerprint_weights(model):
+    """A short hash of a model's weights (values, shapes and order)."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight), dtype="<f4")
+        digest.update(str(value.shape).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def fingerprint_array(array):
+    """A short hash of an array's shape, dtype and bytes."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.shape}{array.dtype}".encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,257 @@
+"""The plugin manager: loads the built-in plugins and installed ones, and
+keeps a registry per hook.
+
+Which installed plugins load is decided by the environment variable
+`KLG_LOAD_PLUGINS`: unset loads every package of the entry-point group
+`keras_learngene`; a comma-separated list loads only those entry-point names;
+empty loads none. The built-in plugins always load.
+"""
+
+import difflib
+import importlib
+import os
+import sys
+import warnings
+from importlib import metadata
+
+import pluggy
+
+from keras_learngene import hookspecs
+
+DEFAULT_PLUGINS = (
+    "keras_learngene.default_plugins.forms",
+    "keras_learngene.default_plugins.similarities",
+    "keras_learngene.default_plugins.strategies",
+)
+ENTRY_POINT_GROUP = "keras_learngene"
+KINDS = ("forms", "similarities", "strategies")
+
+pm = pluggy.PluginManager("keras_learngene")
+pm.add_hookspecs(hookspecs)
+
+_state = {"loaded": False, "errors": {}, "versions": {}, "registries": {}, "commands": {}}
+
+
+class PluginError(ValueError):
+    """A name that is not registered, registered twice, or whose plugin failed."""
+
+
+class Registry:
+    """Name -> object registry of one hook, with the plugin that registered it.
+
+    Args:
+        kind: `"forms"`, `"similarities"` or `"strategies"`.
+    """
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.entries = {}  # name -> (obj, plugin name)
+        self.conflicts = {}  # name -> [plugin names]
+
+    def add(self, name, obj, plugin):
+        if not isinstance(name, str) or not name:
+            raise PluginError(
+                f"{plugin}: {self.kind} names must be non-empty strings, got {name!r}"
+            )
+        if name in self.conflicts:
+            self.conflicts[name].append(plugin)
+        elif name in self.entries:
+            self.conflicts[name] = [self.entries.pop(name)[1], plugin]
+            warnings.warn(
+                f"{self.kind[:-1]} {name!r} is registered by both "
+                f"{self.conflicts[name][0]!r} and {plugin!r}; it cannot be used until one "
+                "of them is uninstalled or excluded with KLG_LOAD_PLUGINS.",
+                stacklevel=2,
+            )
+        else:
+            self.entries[name] = (obj, plugin)
+
+    def names(self):
+        return sorted(self.entries)
+
+    def in_order(self):
+        """Names in registration order (built-ins first)."""
+        return list(self.entries)
+
+    def plugin_of(self, name):
+        return self.entries[name][1]
+
+    def get(self, name):
+        """Returns the object registered as `name`, or raises `PluginError`."""
+        if name in self.entries:
+            return self.entries[name][0]
+        if name in self.conflicts:
+            raise PluginError(
+                f"{self.kind[:-1]} {name!r} is registered by several plugins: "
+                f"{', '.join(map(repr, self.conflicts[name]))}. Uninstall one, or exclude it "
+                "with KLG_LOAD_PLUGINS."
+            )
+        message = f"Unknown {self.kind[:-1]} {name!r}. Registered: {', '.join(self.names())}."
+        close = difflib.get_close_matches(str(name), self.names(), n=1)
+        if close:
+            message += f" Did you mean {close[0]!r}?"
+        if _state["errors"]:
+            failed = "; ".join(f"{p}: {e}" for p, e in _state["errors"].items())
+            message += f" Plugins that failed to load: {failed}."
+        raise PluginError(message)
+
+
+def _normalizers():
+    from keras_learngene.forms import as_form
+    from keras_learngene.similarity import as_similarity
+    from keras_learngene.strategies import as_strategy
+
+    return {"forms": as_form, "similarities": as_similarity, "strategies": as_strategy}
+
+
+def _allowed_entry_points():
+    allow = os.environ.get("KLG_LOAD_PLUGINS")
+    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    if allow is None:
+        return list(eps)
+    wanted = {n.strip() for n in allow.split(",") if n.strip()}
+    return [ep for ep in eps if ep.name in wanted]
+
+
+def _load():
+    if _state["loaded"]:
+        return
+    _state["loaded"] = True
+    for module_name in DEFAULT_PLUGINS:
+        if pm.get_plugin(module_name) is None:
+            pm.register(importlib.import_module(module_name), name=module_name)
+    for ep in _allowed_entry_points():
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+            _state["versions"][ep.name] = ep.dist.version if ep.dist else None
+        except Exception as exc:  # a broken plugin must not break the library
+            _report(ep.name, exc)
+
+
+def _report(plugin, exc):
+    _state["errors"][plugin] = f"{type(exc).__name__}: {exc}"
+    print(f"keras-learngene: plugin {plugin!r} failed: {_state['errors'][plugin]}",
+          file=sys.stderr)
+
+
+def reset():
+    """Forgets every plugin but the built-ins and rebuilds the registries on
+    next use (after changing `KLG_LOAD_PLUGINS`, or in tests)."""
+    for plugin in list(pm.get_plugins()):
+        if pm.get_name(plugin) not in DEFAULT_PLUGINS:
+            pm.unregister(plugin)
+    _state.update(loaded=False, errors={}, versions={}, registries={}, commands={})
+
+
+def register_plugin(plugin, name=None):
+    """Registers a plugin object or module in this process (tests, notebooks).
+
+    Args:
+        plugin: a module or object with `@hookimpl` functions.
+        name: the plugin's name; defaults to pluggy's.
+
+    Returns:
+        The name it was registered under.
+    """
+    _load()
+    name = pm.register(plugin, name=name)
+    _state["registries"].clear()
+    return name
+
+
+def unregister_plugin(name):
+    """Removes a plugin registered with `register_plugin` (by name)."""
+    pm.unregister(name=name)
+    _state["errors"].pop(name, None)
+    _state["registries"].clear()
+
+
+def registry(kind):
+    """The registry of one hook: `"forms"`, `"similarities"` or `"strategies"`.
+
+    Each hook implementation is called with a `register(name, obj)` callback;
+    an implementation that raises is reported with its plugin's name and the
+    rest keep working.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"Unknown registry {kind!r}; one of {', '.join(KINDS)}.")
+    _load()
+    if kind not in _state["registries"]:
+        reg = Registry(kind)
+        normalize = _normalizers()[kind]
+        hook = getattr(pm.hook, f"register_{kind}")
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            plugin = pm.get_name(impl.plugin)
+
+            def register(name, obj, _plugin=plugin):
+                reg.add(name, normalize(obj, name=name), _plugin)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                _report(plugin, exc)
+        _state["registries"][kind] = reg
+    return _state["registries"][kind]
+
+
+def get_form(name):
+    """The form registered as `name`."""
+    return registry("forms").get(name)
+
+
+def get_similarity(name):
+    """The similarity metric registered as `name`."""
+    return registry("similarities").get(name)
+
+
+def get_strategy(name):
+    """The inheritance strategy registered as `name`."""
+    return registry("strategies").get(name)
+
+
+def plugin_errors():
+    """`{plugin name: error}` for every plugin that failed to load or register."""
+    _load()
+    return dict(_state["errors"])
+
+
+def describe_plugins(include_builtin=False):
+    """What each loaded plugin registered, for `klg plugins`.
+
+    Args:
+        include_builtin: include the default plugins of the library.
+
+    Returns:
+        A list of dicts `{name, version, forms, similarities, strategies,
+        commands, error}`.
+    """
+    _load()
+    rows = {}
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin)
+        if name in DEFAULT_PLUGINS and not include_builtin:
+            continue
+        rows[name] = {
+            "name": name,
+            "version": _state["versions"].get(name),
+            **{kind: [] for kind in KINDS},
+            "commands": [],
+            "builtin": name in DEFAULT_PLUGINS,
+        }
+        rows[name]["hooks"] = sorted(hc.name for hc in pm.get_hookcallers(plugin) or [])
+        rows[name]["commands"] = sorted(_state["commands"].get(name, []))
+    for kind in KINDS:
+        reg = registry(kind)
+        for entry, (_, plugin) in reg.entries.items():
+            if plugin in rows:
+                rows[plugin][kind].append(entry)
+    for name, row in rows.items():
+        row["error"] = _state["errors"].get(name)
+        for kind in KINDS:
+            row[kind].sort()
+    for name, error in _state["errors"].items():
+        rows.setdefault(name, {"name": name, "version": _state["versions"].get(name),
+                               "error": error, "builtin": False})
+    return sorted(rows.values(), key=lambda r: (not r["builtin"], r["name"]))

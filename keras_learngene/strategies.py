@@ -1,0 +1,99 @@
+"""Inheritance strategies: where the learngene's units and the fresh units go
+in a descendant.
+
+A strategy is a plan function `plan(num_learngene_units, n_layers)` returning
+the descendant's units in order as `(source, index)` pairs:
+
+- `("learngene", i)`: learngene unit `i` with its inherited weights;
+- `("copy", i)`: another unit initialised with a copy of unit `i`'s weights;
+- `("fresh", i)`: a randomly initialised unit of the same kind as unit `i`.
+
+Every learngene unit appears exactly once as `("learngene", i)`, in order.
+"""
+
+import dataclasses
+
+SOURCES = ("learngene", "copy", "fresh")
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """A named inheritance strategy.
+
+    Attributes:
+        name: registry name.
+        plan: `plan(num_learngene_units, n_layers) -> [(source, index), ...]`.
+        description: one line for the docs and `klg plugins`.
+    """
+
+    name: str
+    plan: object
+    description: str = ""
+
+    def layout(self, num_units, n_layers):
+        """The validated plan for a learngene of `num_units` units."""
+        slots = [tuple(slot) for slot in self.plan(num_units, n_layers)]
+        bad = [s for s in slots if len(s) != 2 or s[0] not in SOURCES
+               or not isinstance(s[1], int) or not 0 <= s[1] < num_units]
+        inherited = [i for source, i in slots if source == "learngene"]
+        if bad or inherited != list(range(num_units)):
+            raise ValueError(
+                f"Strategy {self.name!r} returned an invalid plan {slots!r}: every slot must "
+                f"be (source, index) with source in {SOURCES} and 0 <= index < {num_units}, "
+                "and each learngene unit must appear once, in order, as ('learngene', i)."
+            )
+        fresh = sum(source != "learngene" for source, _ in slots)
+        if fresh != n_layers:
+            raise ValueError(
+                f"Strategy {self.name!r} planned {fresh} new units for n_layers={n_layers}."
+            )
+        return slots
+
+
+def stack(num_units, n_layers):
+    """Fresh units after the learngene, before the head (Auto Learngene)."""
+    return [("learngene", i) for i in range(num_units)] + [("fresh", num_units - 1)] * n_layers
+
+
+def prepend(num_units, n_layers):
+    """Fresh units before the learngene (Heur Learngene's descendants, whose
+    inherited high-level layers sit on top of new low-level ones)."""
+    return [("fresh", 0)] * n_layers + [("learngene", i) for i in range(num_units)]
+
+
+def interleave(num_units, n_layers):
+    """Fresh units spread evenly between the learngene units (after each
+    learngene unit in turn, round robin)."""
+    after = [n_layers // num_units + (i < n_layers % num_units) for i in range(num_units)]
+    slots = []
+    for i, count in enumerate(after):
+        slots += [("learngene", i)] + [("fresh", i)] * count
+    return slots
+
+
+def expand(num_units, n_layers):
+    """Stage-wise sharing (SWS, Xia et al., IJCAI 2024): each learngene unit
+    also initialises the next consecutive units, as copies of its weights,
+    so a small learngene grows into a deep descendant with no random unit."""
+    after = [n_layers // num_units + (i < n_layers % num_units) for i in range(num_units)]
+    slots = []
+    for i, count in enumerate(after):
+        slots += [("learngene", i)] + [("copy", i)] * count
+    return slots
+
+
+BUILTIN_STRATEGIES = {
+    "stack": Strategy("stack", stack, "fresh units after the learngene (Auto Learngene)"),
+    "prepend": Strategy("prepend", prepend, "fresh units before the learngene (Heur Learngene)"),
+    "interleave": Strategy("interleave", interleave, "fresh units between learngene units"),
+    "expand": Strategy("expand", expand, "copies of each learngene unit after it (SWS-style)"),
+}
+
+
+def as_strategy(obj, name=None):
+    """Normalises what a plugin registers: a `Strategy`, or a plan function."""
+    if isinstance(obj, Strategy):
+        return obj
+    if callable(obj):
+        return Strategy(name or obj.__name__, obj, (obj.__doc__ or "").strip().split("\n")[0])
+    raise TypeError(f"A strategy must be a Strategy or a plan function, got {obj!r}.")
