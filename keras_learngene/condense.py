@@ -51,13 +51,24 @@ def resolve_form(model, form=None):
 
 
 # ------------------------------------------------------------------------- selection
-def chain_test(anatomy):
+def chain_test(anatomy, form=None):
     """`ok(prev, nxt)`: whether unit `nxt` can follow unit `prev` (`None` is
-    the stem), i.e. `prev`'s output shape is `nxt`'s input shape."""
+    the stem): `prev`'s output shape is `nxt`'s input shape, or `form` can
+    bridge the two with a fresh layer (`Form.bridge`)."""
     ins = [tuple(t.shape[1:]) for t in anatomy.unit_inputs]
     outs = [tuple(t.shape[1:]) for t in anatomy.unit_outputs]
     stem = tuple(anatomy.stem_output.shape[1:])
-    return lambda prev, nxt: (stem if prev is None else outs[prev]) == ins[nxt]
+    bridgeable = {}
+
+    def ok(prev, nxt):
+        pair = (stem if prev is None else outs[prev], ins[nxt])
+        if pair[0] == pair[1]:
+            return True
+        if form is not None and pair not in bridgeable:
+            bridgeable[pair] = form.bridge(*pair, "bridge_probe") is not None
+        return bridgeable.get(pair, False)
+
+    return ok
 
 
 def select_units(S, k, rule="align", compatible=None):
@@ -315,15 +326,10 @@ def condense(
             "initial value): its learngene would carry no knowledge. Train it first.",
             stacklevel=2,
         )
-    ok = chain_test(anatomy)
+    ok = chain_test(anatomy, form)
     provenance = {"method": method, "form": form.name, "seed": seed}
     if method in ("front", "back"):
         indices = list(range(n_layers)) if method == "front" else list(range(L - n_layers, L))
-        if not all(ok(a, b) for a, b in zip([None] + indices[:-1], indices)):
-            raise ValueError(
-                f"The {method} {n_layers} units do not chain after the stem (shapes change "
-                "between stages); choose another n_layers or method."
-            )
         provenance.update(selection=method, scores=None, matrix=None)
         if data is not None:
             provenance["probe_fingerprint"] = fingerprint_array(np.asarray(data[0]))
@@ -391,10 +397,22 @@ def _greedy_chains(order, k, ok):
 
 
 def make_learngene(form, anatomy, indices, provenance, name="learngene"):
-    """Copies the stem and the units at `indices` into a `Learngene`."""
+    """Copies the stem and the units at `indices` into a `Learngene`, with a
+    fresh bridge (`Form.bridge`) wherever two of them do not chain."""
     stem = None
     if anatomy.stem is not None:
         stem = form.copy_unit(anatomy.stem, anatomy.input_shape, anatomy.stem.name)
-    units = [form.copy_unit(anatomy.units[i], tuple(anatomy.unit_inputs[i].shape[1:]),
-                            anatomy.units[i].name) for i in indices]
-    return Learngene(anatomy.input_shape, stem, units, form.name, provenance, name=name)
+    body, shape, bridges = [], tuple(anatomy.stem_output.shape[1:]), []
+    for i in indices:
+        unit = anatomy.units[i]
+        needed = tuple(anatomy.unit_inputs[i].shape[1:])
+        if needed != shape:
+            bridge = form.bridge(shape, needed, f"bridge_{len(bridges)}", like=unit)
+            if bridge is None:
+                raise ValueError(_no_chain(len(indices)))
+            body.append(bridge)
+            bridges.append(unit.name)
+        body.append(form.copy_unit(unit, needed, unit.name))
+        shape = tuple(anatomy.unit_outputs[i].shape[1:])
+    provenance = {**provenance, "bridges_before": bridges}
+    return Learngene(anatomy.input_shape, stem, body, form.name, provenance, name=name)

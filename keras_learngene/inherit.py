@@ -7,7 +7,9 @@ learngene) and their names say where they came from:
 
 - `inherited_stem`, `inherited_<ancestry unit>`: the learngene's stem and units;
 - `copy<n>_<ancestry unit>`: new units initialised with a unit's weights;
-- `fresh_<n>`: randomly initialised units; `head_*`: the new head.
+- `fresh_<n>`: randomly initialised units; `head_*`: the new head;
+- `bridge_<n>`: fresh layers where the learngene has bridges between units
+  of different stages (CNNs); they come on top of the `n_layers` new units.
 """
 
 import os
@@ -125,9 +127,15 @@ def inherit(
         stem = form.copy_unit(stem, input_shape, "inherited_stem")
         shape = tuple(stem.compute_output_shape((None,) + input_shape)[1:])
     sources = learngene.learngene_units
-    units, copies, fresh = [], 0, 0
+    units, copies, fresh, bridges = [], 0, 0, 0
     for position, (source, i) in enumerate(plan):
         like = sources[i]
+        bridge = learngene.bridge_before(like.name) if source == "learngene" else None
+        if bridge is not None:  # a new bridge where the learngene has one
+            units.append(form.fresh_unit(bridge, shape, f"bridge_{bridges}",
+                                         preserve_shape=False))
+            bridges += 1
+            shape = tuple(units[-1].compute_output_shape((None,) + shape)[1:])
         if source == "fresh":
             unit = form.fresh_unit(like, shape, f"fresh_{fresh}", preserve_shape=True)
             fresh += 1

@@ -39,7 +39,9 @@ class Learngene(keras.Model):
     Args:
         image_shape: input shape `(height, width, channels)`.
         stem: the stem layer (or its serialized config), or `None`.
-        units: the learngene units in order (layers or serialized configs).
+        units: the learngene units in order (layers or serialized configs),
+            including any fresh `bridge_<n>` layers where two selected units
+            do not chain (their shapes differ across a downsampling stage).
         form: name of the form that cut the ancestry (used to inherit).
         provenance: a JSON-serialisable dict (see `Learngene.provenance`).
         **kwargs: `name`, `trainable`.
@@ -64,7 +66,8 @@ class Learngene(keras.Model):
         self.image_shape = tuple(image_shape)
         self.form = form
         self._stem_name = None if stem is None else stem.name
-        self._unit_names = [unit.name for unit in units]
+        self._body_names = [unit.name for unit in units]
+        self._unit_names = [name for name in self._body_names if not name.startswith("bridge_")]
         self.provenance = json.loads(json.dumps(provenance or {}, default=_to_json))
 
     @property
@@ -74,8 +77,15 @@ class Learngene(keras.Model):
 
     @property
     def learngene_units(self):
-        """The learngene units, in order."""
+        """The learngene units (inherited from the ancestry), in order."""
         return [self.get_layer(name) for name in self._unit_names]
+
+    def bridge_before(self, unit):
+        """The fresh bridge layer in front of learngene unit `unit` (a name),
+        or `None`. Bridges carry no ancestry weights: descendants get new ones."""
+        position = self._body_names.index(unit)
+        previous = self._body_names[position - 1] if position else ""
+        return self.get_layer(previous) if previous.startswith("bridge_") else None
 
     def get_config(self):
         stem = self.stem_layer
@@ -84,7 +94,8 @@ class Learngene(keras.Model):
             "trainable": self.trainable,
             "image_shape": list(self.image_shape),
             "stem": None if stem is None else keras.saving.serialize_keras_object(stem),
-            "units": [keras.saving.serialize_keras_object(u) for u in self.learngene_units],
+            "units": [keras.saving.serialize_keras_object(self.get_layer(name))
+                      for name in self._body_names],
             "form": self.form,
             "provenance": self.provenance,
         }

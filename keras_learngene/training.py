@@ -11,6 +11,11 @@ import time
 import keras
 import numpy as np
 
+# Passed to `Model.compile(jit_compile=...)` when `train` gets none: "auto"
+# lets Keras compile with XLA where it can. Compilation dominates tiny runs
+# (tests, smoke checks), where False is faster on TensorFlow.
+DEFAULT_JIT_COMPILE = "auto"
+
 
 def compile_model(
     model,
@@ -20,6 +25,7 @@ def compile_model(
     total_steps=1000,
     warmup_fraction=0.1,
     label_smoothing=0.1,
+    jit_compile=None,
 ):
     """Compiles `model` with the library's recipe.
 
@@ -30,6 +36,7 @@ def compile_model(
         total_steps: optimizer steps of the whole run (warm-up + cosine decay).
         warmup_fraction: fraction of `total_steps` spent warming up linearly.
         label_smoothing: label smoothing of the categorical cross-entropy.
+        jit_compile: Keras' `jit_compile`; default `DEFAULT_JIT_COMPILE`.
 
     Returns:
         The model, compiled; labels must be one-hot (see `train`).
@@ -52,6 +59,7 @@ def compile_model(
             from_logits=True, label_smoothing=label_smoothing
         ),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=DEFAULT_JIT_COMPILE if jit_compile is None else jit_compile,
     )
     return model
 

@@ -8,6 +8,7 @@ from keras_learngene.forms._base import (
     feature_model,
     pool_features,
 )
+from keras_learngene.forms._functional import FunctionalForm
 from keras_learngene.forms._library import BlocksForm, CNNForm, ViTForm
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "BlocksForm",
     "CNNForm",
     "Form",
+    "FunctionalForm",
     "ViTForm",
     "as_form",
     "clone_layer",

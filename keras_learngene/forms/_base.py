@@ -161,6 +161,19 @@ class Form:
         """A new unit with the config and a copy of the weights of `unit`."""
         return clone_layer(unit, name, input_shape, copy_weights=True)
 
+    def bridge(self, input_shape, output_shape, name, like=None):
+        """A fresh layer mapping `input_shape` to `output_shape`, placed where
+        two learngene units (or the stem and a unit) do not chain, or `None`
+        when this form cannot bridge them (the default).
+
+        Args:
+            input_shape: shape it receives (no batch axis).
+            output_shape: shape the next unit needs.
+            name: its layer name (the library names bridges `bridge_<n>`).
+            like: the unit after the bridge, to imitate its kind.
+        """
+        return None
+
     def adapt_stem(self, stem, input_shape):
         """The stem to use for inputs of `input_shape` (default: the same
         layer, which must accept it)."""

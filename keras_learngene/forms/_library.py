@@ -4,8 +4,10 @@ Their units are single layers named `<kind>_<index>`, after a layer named
 `stem`; head layers start with `head_`.
 """
 
+import math
 import re
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -137,3 +139,25 @@ class CNNForm(BlocksForm):
             return super().fresh_unit(like, input_shape, name, preserve_shape)
         unit.build((None,) + tuple(input_shape))
         return unit
+
+    def bridge(self, input_shape, output_shape, name, like=None):
+        """Fresh blocks from one stage's shape to another's: one downsampling
+        block (pooling conv block, or stride-2 residual block) per halving of
+        the spatial size, or one block when only the channels change."""
+        (h, w, _), (h2, w2, channels) = input_shape, output_shape
+        if not (h2 and w2) or h2 > h or w2 > w:
+            return None
+        halvings = max(round(math.log2(h / h2)), 0)
+        residual = isinstance(like, ResidualBlock)
+
+        def block(i, down):
+            block_name = name if halvings <= 1 else f"{name}_{i}"
+            if residual:
+                return ResidualBlock(channels, strides=2 if down else 1, name=block_name)
+            return ConvBlock(channels, pool=down, name=block_name)
+
+        blocks = [block(i, True) for i in range(halvings)] or [block(0, False)]
+        layer = blocks[0] if len(blocks) == 1 else keras.Sequential(blocks, name=name)
+        layer.build((None,) + tuple(input_shape))
+        out = tuple(layer.compute_output_shape((None,) + tuple(input_shape))[1:])
+        return layer if out == tuple(output_shape) else None

@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny models and data, so every test takes seconds.
+
+The suite runs once per backend (`KERAS_BACKEND=tensorflow|jax|torch`).
+Installed third-party plugins are not loaded unless a test asks
+(`KLG_LOAD_PLUGINS` is set to empty here).
+"""
+
+import os
+
+os.environ.setdefault("KLG_LOAD_PLUGINS", "")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from keras_learngene import models, plugins, training  # noqa: E402
+
+# Tiny models train for a few steps: compile time dominates, so compile less.
+if keras.backend.backend() == "jax":
+    import jax
+
+    jax.config.update("jax_disable_most_optimizations", True)
+elif keras.backend.backend() == "tensorflow":
+    training.DEFAULT_JIT_COMPILE = False
+
+TINY_SHAPE = (8, 8, 1)
+
+# Tiny versions of each ancestry family: same structure, seconds to train.
+TINY_BUILDERS = {
+    "vit": lambda n=3: models.VisionTransformer(
+        TINY_SHAPE, n, patch_size=4, num_layers=4, hidden_dim=8, num_heads=2, mlp_dim=16),
+    "vgg": lambda n=3: models.VGGNet(
+        TINY_SHAPE, n, filters=(4, 4, 8, 8), pool_after=(1,), stem_filters=4),
+    "resnet": lambda n=3: models.ResNet(TINY_SHAPE, n, filters=(4, 4, 8, 8), stem_filters=4),
+}
+
+
+def tiny_data(n=96, classes=3, seed=0, shape=TINY_SHAPE):
+    """Images whose class is visible (a bright quadrant), so a model learns it."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.uniform(0, 0.3, size=(n,) + shape).astype("float32")
+    h, w = shape[0] // 2, shape[1] // 2
+    for c in range(classes):
+        x[y == c, (c // 2) * h:(c // 2 + 1) * h, (c % 2) * w:(c % 2 + 1) * w] += 0.7
+    return x, y.astype("int64")
+
+
+def train_briefly(model, x, y, epochs=2):
+    from keras_learngene import training
+
+    training.train(model, x, y, epochs=epochs, batch_size=32, augment=False, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def data():
+    return tiny_data()
+
+
+@pytest.fixture(scope="session", params=sorted(TINY_BUILDERS))
+def trained_ancestry(request, data):
+    """A tiny ancestry of each family, trained for a few steps (session-wide)."""
+    keras.utils.set_random_seed(0)
+    return train_briefly(TINY_BUILDERS[request.param](), *data)
+
+
+@pytest.fixture
+def fresh_plugins(monkeypatch):
+    """A plugin manager reset to the built-ins, restored afterwards."""
+    monkeypatch.setenv("KLG_LOAD_PLUGINS", "")
+    plugins.reset()
+    yield plugins
+    plugins.reset()
+
+
+def backend():
+    return keras.backend.backend()

@@ -1,0 +1,134 @@
+"""The `klg` command line through click's CliRunner: results, JSON, errors."""
+
+import json
+import os
+
+import keras
+import pytest
+from click.testing import CliRunner
+from conftest import TINY_BUILDERS, train_briefly
+
+import keras_learngene as klg
+from keras_learngene.cli import cli
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def ancestry_file(tmp_path_factory, data):
+    """A tiny ViT ancestry for 28x28 images (the CLI probes with real data)."""
+    keras.utils.set_random_seed(0)
+    model = klg.models.VisionTransformer((28, 28, 1), 6, patch_size=7, num_layers=3,
+                                         hidden_dim=8, num_heads=2, mlp_dim=16)
+    task = klg.datasets.load_task("embedded", classes="base")
+    train_briefly(model, task.x_train[:192], task.y_train[:192], epochs=1)
+    path = str(tmp_path_factory.mktemp("cli") / "ancestry.keras")
+    model.save(path)
+    return path
+
+
+def invoke(runner, args):
+    result = runner.invoke(cli, args, catch_exceptions=False)
+    return result
+
+
+def test_condense_inherit_inspect_chain(runner, ancestry_file, tmp_path):
+    out = str(tmp_path / "lg.keras")
+    result = invoke(runner, ["condense", "--ancestry", ancestry_file, "--classes", "1,3",
+                             "--n-layers", "2",
+                             "--pseudo-epochs", "1", "--out", out, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["method"] == "auto" and len(payload["source_units"]) == 2
+    assert os.path.getsize(out) == payload["bytes"]
+
+    # the readable table names every unit, the scores and the choice
+    table = invoke(runner, ["inspect", out])
+    assert table.exit_code == 0
+    assert "selected by align" in table.stdout and table.stdout.count("<- selected") == 2
+
+    descendant = str(tmp_path / "d.keras")
+    result = invoke(runner, ["inherit", out, "--n-layers", "2", "--num-classes", "4",
+                             "--out", descendant, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["layers"][-1] == "head_dense"
+    assert sum(name.startswith("fresh_") for name in payload["layers"]) == 2
+    assert keras.saving.load_model(descendant).output_shape == (None, 4)
+
+    trained = str(tmp_path / "t.keras")
+    result = invoke(runner, ["train", "--model", descendant, "--classes", "novel", "--shots",
+                             "5", "--epochs", "1", "--out", trained, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["train_examples"] == 20 and payload["test_examples"] == 600
+    assert 0.0 <= payload["test_accuracy"] <= 1.0
+
+
+def test_train_preset(runner, tmp_path):
+    out = str(tmp_path / "m.keras")
+    result = invoke(runner, ["train", "--preset", "vit_tiny", "--classes", "0,1", "--shots", "4",
+                             "--epochs", "1", "--out", out, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["model"] and payload["train_examples"] == 8
+    assert keras.saving.load_model(out).output_shape == (None, 2)
+
+
+def test_inspect_writes_png(runner, tmp_path, data):
+    pytest.importorskip("matplotlib")
+    ancestry = train_briefly(TINY_BUILDERS["vit"](), *data, epochs=1)
+    path = str(tmp_path / "lg.keras")
+    klg.condense(ancestry, data, n_layers=2, pseudo_epochs=1).save(path)
+    png = str(tmp_path / "s.png")
+    result = invoke(runner, ["inspect", path, "--png", png, "--json"])
+    assert result.exit_code == 0, result.output
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(result.stdout)["provenance"]["method"] == "auto"
+
+
+@pytest.mark.parametrize("args, message, code", [
+    (["train", "--preset", "vit_huge", "--out", "{tmp}/m.keras"], "Unknown preset", 1),
+    (["train", "--preset", "vit_tiny", "--classes", "0,12", "--out", "{tmp}/m.keras"],
+     "12", 1),
+    (["train", "--preset", "vit_tiny", "--out", "{tmp}/missing/m.keras"], "does not exist", 1),
+    (["train", "--out", "{tmp}/m.keras"], "exactly one of --preset or --model", 2),
+    (["train", "--preset", "vit_tiny", "--classes", "shirts", "--out", "{tmp}/m.keras"],
+     "comma-separated", 2),
+    (["train", "--preset", "vit_tiny", "--out", "{tmp}/m.h5"], "must end in '.keras'", 2),
+    (["condense", "--n-layers", "0", "--out", "{tmp}/lg.keras"], "n_layers=0", 1),
+    (["condense", "--similarity", "linear_cak", "--out", "{tmp}/lg.keras"], "linear_cka", 1),
+    (["condense", "--ancestry", "{tmp}/nope.keras", "--out", "{tmp}/lg.keras"], "nope.keras", 1),
+    (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "1", "--num-classes", "2",
+      "--out", "{tmp}/d.keras"], "not a learngene", 1),
+    (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "-1", "--num-classes", "2",
+      "--out", "{tmp}/d.keras"], "n_layers=-1", 1),
+    (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "1", "--num-classes", "2",
+      "--strategy", "stak", "--out", "{tmp}/d.keras"], "not a learngene", 1),
+])
+def test_bad_input_is_an_error_not_a_traceback(runner, tmp_path, args, message, code):
+    TINY_BUILDERS["vit"]().save(str(tmp_path / "not_a_learngene.keras"))
+    before = set(os.listdir(tmp_path))
+    result = runner.invoke(cli, [a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert "Error" in result.output and message in result.output
+    assert set(os.listdir(tmp_path)) == before  # nothing written
+
+
+def test_existing_output_is_kept(runner, tmp_path):
+    out = tmp_path / "lg.keras"
+    out.write_bytes(b"keep me")
+    result = runner.invoke(cli, ["condense", "--out", str(out)])
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert out.read_bytes() == b"keep me"
+
+
+def test_help_lists_commands(runner):
+    result = invoke(runner, ["--help"])
+    for command in ("condense", "inherit", "train", "inspect", "plugins"):
+        assert command in result.stdout
