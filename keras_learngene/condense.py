@@ -200,8 +200,8 @@ def build_pseudo_descendant(form, anatomy, depth, num_classes, name="pseudo_desc
     its depth (the first `depth` units when those do not chain), and a new head.
 
     Returns:
-        `(model, units, like)`: the model, its units, and the indices of the
-        ancestry units they imitate.
+        `(model, unit_outputs, like)`: the model, its units' output tensors,
+        and the indices of the ancestry units they imitate.
     """
     L = len(anatomy.units)
     spread = sorted(set(np.linspace(0, L - 1, depth).round().astype(int).tolist()))
@@ -218,8 +218,9 @@ def build_pseudo_descendant(form, anatomy, depth, num_classes, name="pseudo_desc
                                        preserve_shape=False)
                 units.append(unit)
                 shape = tuple(unit.compute_output_shape((None,) + shape)[1:])
-            model = form.assemble(anatomy.input_shape, stem, units, num_classes, name=name)
-            return model, units, like
+            model, outputs = form.assemble(anatomy.input_shape, stem, units, num_classes,
+                                           name=name, return_unit_outputs=True)
+            return model, outputs, like
         except ValueError as exc:  # shapes do not chain; try the next layout
             error = exc
     raise ValueError(f"Cannot build a pseudo descendant of depth {depth}: {error}")
@@ -339,13 +340,13 @@ def condense(
         depth = pseudo_depth or n_layers
         keras.utils.set_random_seed(seed)
         classes, y_task = np.unique(y, return_inverse=True)
-        pseudo, pseudo_units, like = build_pseudo_descendant(form, anatomy, depth,
-                                                             len(classes))
+        pseudo, pseudo_outputs, like = build_pseudo_descendant(form, anatomy, depth,
+                                                               len(classes))
         train(pseudo, x, y_task, epochs=pseudo_epochs, batch_size=64, seed=seed,
               verbose=verbose)
         probe = x[np.sort(np.random.default_rng(seed).permutation(len(x))[:probe_size])]
         S = similarity_matrix(ancestry, anatomy.unit_outputs, pseudo,
-                              [u.output for u in pseudo_units], probe, metric)
+                              pseudo_outputs, probe, metric)
         indices, matches = select_units(S, n_layers, selection, ok)
         provenance.update(
             selection=selection, similarity=metric.name, matrix=S.round(6).tolist(),

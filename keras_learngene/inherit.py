@@ -137,7 +137,7 @@ def inherit(
             bridges += 1
             shape = tuple(units[-1].compute_output_shape((None,) + shape)[1:])
         if source == "fresh":
-            unit = form.fresh_unit(like, shape, f"fresh_{fresh}", preserve_shape=True)
+            unit = _fresh_unit(form, sources, i, shape, f"fresh_{fresh}")
             fresh += 1
         else:
             expected = tuple(like.input.shape[1:])
@@ -160,6 +160,19 @@ def inherit(
         for layer in inherited_layers(descendant):
             descendant.get_layer(layer).trainable = False
     return descendant
+
+
+def _fresh_unit(form, sources, i, shape, name):
+    """A fresh unit like learngene unit `i` that keeps `shape`; when a unit
+    changes the shape (it downsamples), the nearest learngene unit that keeps
+    it serves as the model instead."""
+    error = None
+    for j in sorted(range(len(sources)), key=lambda j: (abs(j - i), -j)):
+        try:
+            return form.fresh_unit(sources[j], shape, name, preserve_shape=True)
+        except ValueError as exc:
+            error = error or exc
+    raise error
 
 
 def inherited_layers(model):

@@ -176,6 +176,9 @@ def save_atomically(model, filepath, overwrite=False):
     os.close(handle)
     try:
         keras.Model.save(model, tmp, overwrite=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; use the usual mode
         os.replace(tmp, filepath)
     finally:
         if os.path.exists(tmp):

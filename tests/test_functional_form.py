@@ -328,3 +328,49 @@ def test_resnet50v2_block_is_a_stackable_unit(application):
     assert FORM.adapt_stem(anatomy.stem, (64, 64, 3)) is anatomy.stem
     with pytest.raises(ValueError, match="takes inputs of shape"):
         FORM.adapt_stem(anatomy.stem, (32, 32, 1))
+
+
+# ---- condense and inherit through the generic form ----------------------------------
+
+
+@pytest.mark.parametrize("application, method, n_layers", [("MobileNetV2", "auto", 0),
+                                                           ("ResNet50V2", "front", 1)],
+                         indirect=["application"])
+def test_application_learngene_and_descendant(application, method, n_layers, tmp_path):
+    import keras_learngene as klg
+
+    model, anatomy = application
+    rng = np.random.default_rng(0)
+    x = rng.random((48, 32, 32, 3), dtype=np.float32)
+    y = np.arange(48) % 3
+    with pytest.warns(UserWarning, match="looks untrained"):  # weights=None
+        learngene = klg.condense(model, (x, y), n_layers=2, method=method, pseudo_epochs=1)
+    assert learngene.form == "functional"
+    p = learngene.provenance
+    if method == "auto":
+        assert np.asarray(p["matrix"]).shape == (len(anatomy.units), 2)
+    else:
+        assert p["source_units"] == [0, 1]
+    path = str(tmp_path / "lg.keras")
+    learngene.save(path)
+    loaded = klg.Learngene.load(path)
+    for a, b in zip(loaded.get_weights(), learngene.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # (fresh units must keep the shape: ResNet50V2's second block does)
+    descendant = klg.inherit(loaded, n_layers, num_classes=4)
+    assert sum(layer.name.startswith("fresh_") for layer in descendant.layers) == n_layers
+    inherited = klg.inherited_layers(descendant)
+    assert sorted(v for v in inherited.values() if v != "stem") == sorted(p["source_names"])
+    descendant.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    loss = descendant.train_on_batch(x[:4], y[:4])
+    assert np.isfinite(float(np.asarray(loss).ravel()[0]))
+
+
+def test_generic_form_cannot_bridge_stages():
+    import keras_learngene as klg
+
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), classes=3,
+                                           alpha=0.35)
+    with pytest.warns(UserWarning, match="looks untrained"):
+        with pytest.raises(ValueError, match="No chain of 2 units fits together"):
+            klg.condense(model, n_layers=2, method="back")

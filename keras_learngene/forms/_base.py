@@ -208,19 +208,24 @@ class Form:
         return "mean"
 
     def assemble(self, input_shape, stem, units, num_classes=None, head="linear", dropout=0.0,
-                 name=None):
+                 name=None, return_unit_outputs=False):
         """Builds `Input -> stem -> units -> new head` as a Functional model.
 
         With `num_classes=None` no head is added: the model outputs the last
-        unit's features (this is how a learngene's body is built).
+        unit's features. With `return_unit_outputs=True` it returns
+        `(model, unit_outputs)`, the units' output tensors in the new graph
+        (to tap features).
         """
         inputs = keras.Input(tuple(input_shape), name="images")
         x = inputs if stem is None else stem(inputs)
+        outputs = []
         for unit in units:
             x = _call_unit(unit, x)
+            outputs.append(x)
         if num_classes is not None:
             x = self.new_head(x, num_classes, head=head, dropout=dropout)
-        return keras.Model(inputs, x, name=name)
+        model = keras.Model(inputs, x, name=name)
+        return (model, outputs) if return_unit_outputs else model
 
 
 def _call_unit(unit, x):

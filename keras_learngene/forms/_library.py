@@ -71,13 +71,11 @@ class ViTForm(BlocksForm):
     def token_pooling(self):
         return "class" if getattr(self, "_class_token", False) else "mean"
 
-    def new_head(self, x, num_classes, head="linear", dropout=0.0):
-        return super().new_head(x, num_classes, head=head, dropout=dropout)
-
     def assemble(self, input_shape, stem, units, num_classes=None, head="linear", dropout=0.0,
-                 name=None):
+                 name=None, return_unit_outputs=False):
         self._class_token = isinstance(stem, PatchEmbedding) and stem.use_class_token
-        return super().assemble(input_shape, stem, units, num_classes, head, dropout, name)
+        return super().assemble(input_shape, stem, units, num_classes, head, dropout, name,
+                                return_unit_outputs)
 
     def adapt_stem(self, stem, input_shape):
         input_shape = tuple(input_shape)
