@@ -25,6 +25,7 @@ DEFAULT_PLUGINS = (
 )
 ENTRY_POINT_GROUP = "keras_learngene"
 KINDS = ("forms", "similarities", "strategies")
+SINGULAR = {"forms": "form", "similarities": "similarity", "strategies": "strategy"}
 
 pm = pluggy.PluginManager("keras_learngene")
 pm.add_hookspecs(hookspecs)
@@ -58,7 +59,7 @@ class Registry:
         elif name in self.entries:
             self.conflicts[name] = [self.entries.pop(name)[1], plugin]
             warnings.warn(
-                f"{self.kind[:-1]} {name!r} is registered by both "
+                f"{SINGULAR[self.kind]} {name!r} is registered by both "
                 f"{self.conflicts[name][0]!r} and {plugin!r}; it cannot be used until one "
                 "of them is uninstalled or excluded with KLG_LOAD_PLUGINS.",
                 stacklevel=2,
@@ -82,11 +83,11 @@ class Registry:
             return self.entries[name][0]
         if name in self.conflicts:
             raise PluginError(
-                f"{self.kind[:-1]} {name!r} is registered by several plugins: "
+                f"{SINGULAR[self.kind]} {name!r} is registered by several plugins: "
                 f"{', '.join(map(repr, self.conflicts[name]))}. Uninstall one, or exclude it "
                 "with KLG_LOAD_PLUGINS."
             )
-        message = f"Unknown {self.kind[:-1]} {name!r}. Registered: {', '.join(self.names())}."
+        message = f"Unknown {SINGULAR[self.kind]} {name!r}. Registered: {', '.join(self.names())}."
         close = difflib.get_close_matches(str(name), self.names(), n=1)
         if close:
             message += f" Did you mean {close[0]!r}?"
@@ -139,9 +140,9 @@ def _report(plugin, exc):
 def reset():
     """Forgets every plugin but the built-ins and rebuilds the registries on
     next use (after changing `KLG_LOAD_PLUGINS`, or in tests)."""
-    for plugin in list(pm.get_plugins()):
-        if pm.get_name(plugin) not in DEFAULT_PLUGINS:
-            pm.unregister(plugin)
+    for name, _ in list(pm.list_name_plugin()):
+        if name not in DEFAULT_PLUGINS:
+            pm.unregister(name=name)
     _state.update(loaded=False, errors={}, versions={}, registries={}, commands={})
 
 
@@ -182,7 +183,7 @@ def registry(kind):
         reg = Registry(kind)
         normalize = _normalizers()[kind]
         hook = getattr(pm.hook, f"register_{kind}")
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # pluggy lists them in registration order
             plugin = pm.get_name(impl.plugin)
 
             def register(name, obj, _plugin=plugin):
@@ -213,7 +214,8 @@ def get_strategy(name):
 
 def plugin_errors():
     """`{plugin name: error}` for every plugin that failed to load or register."""
-    _load()
+    for kind in KINDS:  # hooks run when a registry is built
+        registry(kind)
     return dict(_state["errors"])
 
 
@@ -229,8 +231,7 @@ def describe_plugins(include_builtin=False):
     """
     _load()
     rows = {}
-    for plugin in pm.get_plugins():
-        name = pm.get_name(plugin)
+    for name, plugin in pm.list_name_plugin():
         if name in DEFAULT_PLUGINS and not include_builtin:
             continue
         rows[name] = {
@@ -253,5 +254,6 @@ def describe_plugins(include_builtin=False):
             row[kind].sort()
     for name, error in _state["errors"].items():
         rows.setdefault(name, {"name": name, "version": _state["versions"].get(name),
+                               **{kind: [] for kind in KINDS}, "commands": [], "hooks": [],
                                "error": error, "builtin": False})
     return sorted(rows.values(), key=lambda r: (not r["builtin"], r["name"]))
