@@ -243,13 +243,30 @@ def inherit(learngene, n_layers, num_classes, strategy, input_shape, head, dropo
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--distribution", type=click.Choice(["none", "data_parallel", "model_parallel"]),
+              default="none", show_default=True,
+              help="Keras distribution (JAX backend only): data_parallel splits each batch "
+              "over the devices; model_parallel also splits the ViT's attention and MLP "
+              "kernels over a 'model' mesh axis.")
+@click.option("--devices", default=None,
+              help="Devices to train on: a count (the first N) or names like gpu:0,gpu:1 "
+              "[default: all with a distribution, else the first].")
+@click.option("--mixed-precision", "precision",
+              type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
+              default="float32", show_default=True,
+              help="Keras dtype policy to build and train in (variables stay float32).")
 @click.option("--out", default="model.keras", show_default=True)
 @click.option("--overwrite", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 @_fail_cleanly
-def train(preset, model_path, dataset, classes, shots, epochs, batch_size, lr, seed, out,
-          overwrite, as_json):
-    """Train a preset ancestry or a saved model on a data set and save it."""
+def train(preset, model_path, dataset, classes, shots, epochs, batch_size, lr, seed,
+          distribution, devices, precision, out, overwrite, as_json):
+    """Train a preset ancestry or a saved model on a data set and save it.
+
+    Says on stderr which backend, devices, distribution and precision it
+    trains with (and --json reports them). A saved model is copied into the
+    chosen precision; the saved result keeps float32 weights.
+    """
     if (preset is None) == (model_path is None):
         raise click.UsageError("Give exactly one of --preset or --model.")
     if epochs < 1 or batch_size < 1:
@@ -258,29 +275,38 @@ def train(preset, model_path, dataset, classes, shots, epochs, batch_size, lr, s
     import keras
 
     import keras_learngene as klg
+    from keras_learngene import distribute
     from keras_learngene.learngene import save_atomically
 
+    setting = distribute.make_distribution(distribution, devices)  # fails early off JAX
     task = klg.datasets.load_task(dataset, classes=_parse_classes(classes), shots=shots,
                                   seed=seed)
-    if preset is not None:
-        model = klg.models.build_preset(preset, task.input_shape, task.num_classes)
-    else:
-        model = keras.saving.load_model(model_path)
-        if model.output_shape[-1] != task.num_classes:
-            raise click.ClickException(
-                f"{model_path!r} has {model.output_shape[-1]} outputs but the task has "
-                f"{task.num_classes} classes; build it with --num-classes {task.num_classes}."
-            )
-    _progress(f"backend: {_backend()}; training {model.name} on {task.name}")
-    start = time.perf_counter()
-    with _keras_logs_to_stderr():
-        result = klg.training.train(model, task.x_train, task.y_train, epochs=epochs,
-                                    batch_size=batch_size, learning_rate=lr, seed=seed,
-                                    verbose=2)
+    with distribute.scope(setting, precision, devices) as setting:
+        if preset is not None:
+            model = klg.models.build_preset(preset, task.input_shape, task.num_classes)
+        else:
+            model = distribute.rebuild(keras.saving.load_model(model_path))
+            if model.output_shape[-1] != task.num_classes:
+                raise click.ClickException(
+                    f"{model_path!r} has {model.output_shape[-1]} outputs but the task has "
+                    f"{task.num_classes} classes; build it with --num-classes "
+                    f"{task.num_classes}."
+                )
+        where = distribute.describe_devices(setting, devices)
+        _progress(f"backend: {where['backend']}; devices: {', '.join(where['devices'])}; "
+                  f"distribution: {distribution}; precision: {precision}")
+        _progress(f"training {model.name} on {task.name}")
+        start = time.perf_counter()
+        with _keras_logs_to_stderr():
+            result = klg.training.train(model, task.x_train, task.y_train, epochs=epochs,
+                                        batch_size=batch_size, learning_rate=lr, seed=seed,
+                                        verbose=2, distribution=setting,
+                                        mixed_precision=precision)
     accuracy = klg.training.evaluate(model, task.x_test, task.y_test)
     save_atomically(model, out, overwrite=overwrite)
     payload = {
-        "out": out, "model": model.name, "task": task.name, "backend": _backend(),
+        "out": out, "model": model.name, "task": task.name, "backend": where["backend"],
+        "devices": where["devices"], "distribution": distribution, "precision": precision,
         "epochs": epochs, "train_examples": len(task.x_train),
         "test_examples": len(task.x_test), "test_accuracy": round(accuracy, 4),
         "train_seconds": round(result["seconds"], 2),
@@ -331,7 +357,7 @@ def _load_plugin_commands():
     from keras_learngene import plugins
 
     plugins._load()
-    for impl in reversed(plugins.pm.hook.register_commands.get_hookimpls()):
+    for impl in plugins.pm.hook.register_commands.get_hookimpls():
         name = plugins.pm.get_name(impl.plugin)
         before = set(cli.commands)
         try:

@@ -21,7 +21,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_learngene import plugins
+from keras_learngene import distribute, plugins
 from keras_learngene.forms import feature_model
 from keras_learngene.heur import heur_statistics
 from keras_learngene.learngene import Learngene, fingerprint_array, fingerprint_weights
@@ -38,7 +38,9 @@ def resolve_form(model, form=None):
     first registered form that matches (the generic Functional form is last)."""
     if form is not None:
         return plugins.get_form(form) if isinstance(form, str) else form
-    for name in plugins.registry("forms").in_order():
+    names = plugins.registry("forms").in_order()
+    # the generic Functional form cuts almost anything: every other form first
+    for name in [n for n in names if n != "functional"] + ["functional"] * ("functional" in names):
         candidate = plugins.get_form(name)
         if candidate.matches(model):
             return candidate
@@ -399,7 +401,24 @@ def _greedy_chains(order, k, ok):
 
 def make_learngene(form, anatomy, indices, provenance, name="learngene"):
     """Copies the stem and the units at `indices` into a `Learngene`, with a
-    fresh bridge (`Form.bridge`) wherever two of them do not chain."""
+    fresh bridge (`Form.bridge`) wherever two of them do not chain.
+
+    The copies are float32 and laid out on no device mesh, whatever the
+    ancestry was trained under (a distribution, mixed precision), so the
+    learngene loads anywhere."""
+    with distribute.local_scope():
+        learngene = _copy_learngene(form, anatomy, indices, provenance, name)
+    problems = distribute.float32_problems(learngene)
+    if problems:
+        raise ValueError(
+            f"Form {form.name!r} copied units that are not float32: {', '.join(problems)}; "
+            "its copy_unit must build copies in the dtype policy in force "
+            "(keras_learngene.forms.clone_layer does)."
+        )
+    return learngene
+
+
+def _copy_learngene(form, anatomy, indices, provenance, name):
     stem = None
     if anatomy.stem is not None:
         stem = form.copy_unit(anatomy.stem, anatomy.input_shape, anatomy.stem.name)

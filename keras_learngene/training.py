@@ -11,6 +11,8 @@ import time
 import keras
 import numpy as np
 
+from keras_learngene import distribute
+
 # Passed to `Model.compile(jit_compile=...)` when `train` gets none: "auto"
 # lets Keras compile with XLA where it can. Compilation dominates tiny runs
 # (tests, smoke checks), where False is faster on TensorFlow.
@@ -77,30 +79,43 @@ class AugmentedBatches(keras.utils.PyDataset):
         batch_size: examples per batch (the last batch may be smaller).
         seed: seed of the shuffle and the augmentation.
         augment: apply random translation (up to 10%) and horizontal flips.
+        multiple_of: trim the last batch to a multiple of this (the number of
+            devices a distribution splits each batch over), dropping at most
+            `multiple_of - 1` examples per epoch.
     """
 
-    def __init__(self, x, y, num_classes, batch_size=64, seed=0, augment=True, **kwargs):
+    def __init__(self, x, y, num_classes, batch_size=64, seed=0, augment=True, multiple_of=1,
+                 **kwargs):
         super().__init__(**kwargs)
         self.x, self.y = x, keras.utils.to_categorical(y, num_classes).astype("float32")
         self.batch_size = batch_size
+        self.multiple_of = multiple_of
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(x))
         self.augment = (
             keras.Sequential(
                 [
-                    keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-                    keras.layers.RandomFlip("horizontal", seed=seed + 1),
+                    # float32 whatever the dtype policy: batches leave as numpy
+                    keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed,
+                                                   dtype="float32"),
+                    keras.layers.RandomFlip("horizontal", seed=seed + 1, dtype="float32"),
                 ]
             )
             if augment
             else None
         )
 
+    @property
+    def examples(self):
+        """Examples per epoch (all of them, unless the last batch is trimmed)."""
+        return len(self.x) - (len(self.x) % self.batch_size) % self.multiple_of
+
     def __len__(self):
-        return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(self.examples / self.batch_size)
 
     def __getitem__(self, index):
-        idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        idx = self.order[index * self.batch_size : min((index + 1) * self.batch_size,
+                                                       self.examples)]
         x = self.x[idx]
         if self.augment is not None:
             x = keras.ops.convert_to_numpy(self.augment(x, training=True))
@@ -125,6 +140,8 @@ def train(
     validation_data=None,
     callbacks=None,
     verbose="auto",
+    distribution=None,
+    mixed_precision=None,
 ):
     """Trains `model` on `(x, y)` with the library's recipe.
 
@@ -142,10 +159,26 @@ def train(
         validation_data: optional `(x_val, y_val)` with int labels.
         callbacks: extra Keras callbacks.
         verbose: Keras `fit` verbosity.
+        distribution: `None` (the one in force, if any), `"data_parallel"`,
+            `"model_parallel"` or a `keras.distribution` object (JAX
+            only; see `keras_learngene.distribute`). The model must have been
+            built under it (`keras_learngene.distribute.scope`). Each batch is
+            split over the devices, so `batch_size` must be a multiple of
+            their number; the last batch of an epoch is trimmed to one.
+        mixed_precision: `None` (the model's own policy), or the policy the
+            model must have been built with: `"float32"`, `"mixed_float16"`
+            (the optimizer is wrapped in a `LossScaleOptimizer` by `compile`)
+            or `"mixed_bfloat16"`.
 
     Returns:
-        A dict with the Keras `history`, `seconds` of training and the
-        training throughput `images_per_second`.
+        A dict with the Keras `history`, `seconds` of training, the
+        training throughput `images_per_second` and where it ran: `backend`,
+        `devices`, `distribution` and `precision` (the model's dtype policy).
+
+    Raises:
+        ValueError: mismatched `x` / `y`, labels out of range, a model not
+            built under `distribution` / `mixed_precision`, a batch size the
+            devices do not divide, or a distribution on a backend other than JAX.
 
     Example:
     ```python
@@ -163,31 +196,52 @@ def train(
             f"Labels must be in [0, {num_classes}) for a model with {num_classes} outputs; "
             f"got labels from {y.min()} to {y.max()}."
         )
+    precision = distribute.precision_policy(mixed_precision)
+    explicit = distribution is not None
+    distribution = distribute.make_distribution(distribution) if explicit else \
+        distribute.active_distribution()
+    if explicit or precision is not None:
+        distribute.check_model(model, distribution if explicit else None, precision)
+    replicas = distribute.data_replicas(distribution)
+    if batch_size % replicas:
+        raise ValueError(
+            f"batch_size={batch_size} must be a multiple of the {replicas} devices each "
+            "batch is split over."
+        )
     keras.utils.set_random_seed(seed)
-    batches = AugmentedBatches(x, y, num_classes, batch_size, seed=seed, augment=augment)
-    compile_model(
-        model,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        total_steps=epochs * len(batches),
-        label_smoothing=label_smoothing,
-    )
-    if validation_data is not None:
-        x_val, y_val = validation_data
-        validation_data = (x_val, keras.utils.to_categorical(y_val, num_classes))
-    start = time.perf_counter()
-    history = model.fit(
-        batches,
-        epochs=epochs,
-        validation_data=validation_data,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    seconds = time.perf_counter() - start
+    with distribute.scope(distribution if explicit else None, precision):
+        batches = AugmentedBatches(x, y, num_classes, batch_size, seed=seed, augment=augment,
+                                   multiple_of=replicas)
+        if not batches.examples:
+            raise ValueError(f"{len(x)} examples cannot be split over {replicas} devices.")
+        compile_model(
+            model,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            total_steps=epochs * len(batches),
+            label_smoothing=label_smoothing,
+        )
+        if validation_data is not None:
+            x_val, y_val = validation_data
+            validation_data = (x_val, keras.utils.to_categorical(y_val, num_classes))
+            if replicas > 1:  # split over the devices like the training batches
+                validation_data = AugmentedBatches(x_val, y_val, num_classes, batch_size,
+                                                   augment=False, multiple_of=replicas)
+        start = time.perf_counter()
+        history = model.fit(
+            batches,
+            epochs=epochs,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        seconds = time.perf_counter() - start
     return {
         "history": history.history,
         "seconds": seconds,
-        "images_per_second": epochs * len(x) / seconds,
+        "images_per_second": epochs * batches.examples / seconds,
+        **distribute.describe_devices(distribution),
+        "precision": model.dtype_policy.name,
     }
 
 

@@ -22,6 +22,10 @@ if keras.backend.backend() == "jax":
     jax.config.update("jax_disable_most_optimizations", True)
 elif keras.backend.backend() == "tensorflow":
     training.DEFAULT_JIT_COMPILE = False
+elif keras.backend.backend() == "torch":
+    import torch
+
+    torch.set_num_threads(1)  # two intra-op threads are much slower on tiny tensors here
 
 TINY_SHAPE = (8, 8, 1)
 
@@ -76,3 +80,31 @@ def fresh_plugins(monkeypatch):
 
 def backend():
     return keras.backend.backend()
+
+
+def randomize_weights(model, seed=0, scale=0.2):
+    """Sets every weight of `model` to seeded random values (moving variances
+    positive), so that equal outputs mean equal weights, not default inits
+    (zero class tokens, zero-gamma residual branches, unit BN statistics)."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        shape = tuple(variable.shape)
+        if "variance" in variable.path:
+            value = rng.uniform(0.5, 1.5, size=shape)
+        else:
+            value = rng.normal(0.0, scale, size=shape)
+        variable.assign(value.astype(variable.dtype))
+    return model
+
+
+@pytest.fixture(scope="session")
+def model_zoo():
+    """Every tiny builder (`"tiny:vit"`, ...) and every preset of
+    `models.PRESETS` (`"preset:vit_tiny"`, ..., built on TINY_SHAPE images),
+    with 3 classes and random weights (`randomize_weights`). Shared by the
+    session: do not train or change them (build your own for that)."""
+    keras.utils.set_random_seed(0)
+    zoo = {f"tiny:{name}": build(3) for name, build in sorted(TINY_BUILDERS.items())}
+    for name in sorted(models.PRESETS):
+        zoo[f"preset:{name}"] = models.build_preset(name, image_shape=TINY_SHAPE, num_classes=3)
+    return {kind: randomize_weights(model, seed=i) for i, (kind, model) in enumerate(zoo.items())}

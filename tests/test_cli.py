@@ -132,3 +132,17 @@ def test_help_lists_commands(runner):
     result = invoke(runner, ["--help"])
     for command in ("condense", "inherit", "train", "inspect", "plugins"):
         assert command in result.stdout
+
+
+def test_condense_with_no_arguments_uses_the_embedded_default(runner):
+    """The README's main job: the shipped ancestry, the shipped subset."""
+    with runner.isolated_filesystem():
+        result = runner.invoke(cli, ["condense"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        learngene = klg.Learngene.load("learngene.keras")
+    p = learngene.provenance
+    assert p["method"] == "auto" and p["selection"] == "align" and len(p["source_units"]) == 3
+    assert p["ancestry"]["units"] == 8 and p["probe_examples"] == 1024
+    assert "selected by align" in result.stdout
+    assert result.stdout.count("<- selected") == 3
+    assert "backend:" in result.stderr and "backend:" not in result.stdout

@@ -12,6 +12,7 @@ import dataclasses
 import keras
 from keras import layers, ops
 
+from keras_learngene.distribute import FLOAT_POLICIES
 from keras_learngene.models import TokenPooling
 
 
@@ -60,8 +61,12 @@ def pool_features(x):
 
 def feature_model(model, outputs):
     """A model from `model`'s input to each tensor of `outputs` (tensors of
-    `model`'s graph), pooled to `(batch, features)` by `pool_features`."""
-    return keras.Model(model.inputs[0], [pool_features(t) for t in outputs],
+    `model`'s graph), pooled to `(batch, features)` by `pool_features`, in
+    float32 (similarities stay float32 under mixed precision)."""
+    def pooled(t):
+        return pool_features(t if t.dtype == "float32" else ops.cast(t, "float32"))
+
+    return keras.Model(model.inputs[0], [pooled(t) for t in outputs],
                        name=f"{model.name}_features")
 
 
@@ -71,18 +76,40 @@ def clone_layer(layer, name, input_shape, copy_weights=False):
 
     Functional sub-models are cloned with `keras.models.clone_model` on a new
     input of `input_shape`.
+
+    A clone computes in the precision in force where it is made (the global
+    dtype policy: float32, or a mixed policy inside
+    `keras_learngene.distribute.scope`), not in the one its source was trained
+    under: a learngene copied from a mixed-precision ancestry is float32, and
+    a descendant inherited under `mixed_bfloat16` is mixed. Non-float policies
+    (e.g. quantized ones) are kept.
     """
     if _is_functional(layer):
-        new = keras.models.clone_model(layer, input_tensors=keras.Input(input_shape))
+        new = keras.models.clone_model(layer, input_tensors=keras.Input(input_shape),
+                                       clone_function=_clone_in_global_precision)
         new.name = name
     else:
-        config = layer.get_config()
+        config = _in_global_precision(layer.get_config())
         config["name"] = name
         new = type(layer).from_config(config)
         new.build((None,) + tuple(input_shape))
     if copy_weights:
         new.set_weights(layer.get_weights())
     return new
+
+
+def _in_global_precision(config):
+    policy = config.get("dtype")  # a serialized DTypePolicy (an input's dtype is a string)
+    if not (isinstance(policy, dict) and policy.get("class_name") == "DTypePolicy"):
+        return config
+    target = keras.config.dtype_policy().name
+    if policy.get("config", {}).get("name") in FLOAT_POLICIES and target in FLOAT_POLICIES:
+        config = {**config, "dtype": target}
+    return config
+
+
+def _clone_in_global_precision(layer):
+    return type(layer).from_config(_in_global_precision(layer.get_config()))
 
 
 def _is_functional(layer):
