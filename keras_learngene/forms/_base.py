@@ -206,7 +206,7 @@ class Form:
         layer, which must accept it)."""
         return stem
 
-    def new_head(self, x, num_classes, head="linear", dropout=0.0):
+    def new_head(self, x, num_classes, head="linear", dropout=0.0, pooling="mean"):
         """Adds a new, randomly initialised classification head on `x`.
 
         Args:
@@ -214,12 +214,14 @@ class Form:
             num_classes: number of logits.
             head: `"linear"` (pool + dense) or `"mlp"` (pool + dense-GELU + dense).
             dropout: dropout rate before the last dense layer.
+            pooling: how tokens are pooled (`"mean"` or `"class"`), see
+                `token_pooling`.
         """
         if head not in ("linear", "mlp"):
             raise ValueError(f"head must be 'linear' or 'mlp', got {head!r}.")
         if len(x.shape) == 3:
             x = layers.LayerNormalization(epsilon=1e-6, name="head_norm")(x)
-            x = TokenPooling(self.token_pooling(), name="head_pool")(x)
+            x = TokenPooling(pooling, name="head_pool")(x)
         elif len(x.shape) > 3:
             x = layers.Lambda(pool_features, name="head_pool")(x) if len(x.shape) != 4 \
                 else layers.GlobalAveragePooling2D(name="head_pool")(x)
@@ -229,9 +231,9 @@ class Form:
             x = layers.Dropout(dropout, name="head_dropout")(x)
         return layers.Dense(num_classes, name="head_dense")(x)
 
-    def token_pooling(self):
-        """How the default head pools tokens: `"mean"` (forms with a class
-        token override this)."""
+    def token_pooling(self, stem):
+        """How the head after `stem` pools tokens: `"mean"` (forms whose stem
+        adds a class token override this)."""
         return "mean"
 
     def assemble(self, input_shape, stem, units, num_classes=None, head="linear", dropout=0.0,
@@ -250,7 +252,8 @@ class Form:
             x = _call_unit(unit, x)
             outputs.append(x)
         if num_classes is not None:
-            x = self.new_head(x, num_classes, head=head, dropout=dropout)
+            x = self.new_head(x, num_classes, head=head, dropout=dropout,
+                              pooling=self.token_pooling(stem))
         model = keras.Model(inputs, x, name=name)
         return (model, outputs) if return_unit_outputs else model
 

@@ -68,14 +68,9 @@ class ViTForm(BlocksForm):
     def matches(self, model):
         return super().matches(model) and isinstance(model.get_layer("stem"), PatchEmbedding)
 
-    def token_pooling(self):
-        return "class" if getattr(self, "_class_token", False) else "mean"
-
-    def assemble(self, input_shape, stem, units, num_classes=None, head="linear", dropout=0.0,
-                 name=None, return_unit_outputs=False):
-        self._class_token = isinstance(stem, PatchEmbedding) and stem.use_class_token
-        return super().assemble(input_shape, stem, units, num_classes, head, dropout, name,
-                                return_unit_outputs)
+    def token_pooling(self, stem):
+        has_token = isinstance(stem, PatchEmbedding) and stem.use_class_token
+        return "class" if has_token else "mean"
 
     def adapt_stem(self, stem, input_shape):
         input_shape = tuple(input_shape)
