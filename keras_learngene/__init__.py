@@ -10,7 +10,7 @@ The public API:
 - `hookimpl` for plugin authors (see `keras_learngene.hookspecs`)
 """
 
-from keras_learngene import datasets, forms, models, similarity, training
+from keras_learngene import datasets, forms, models, similarity, training, weight_selection
 from keras_learngene._assets import load_default_ancestry
 from keras_learngene.condense import condense, select_units
 from keras_learngene.hookspecs import hookimpl
@@ -34,4 +34,5 @@ __all__ = [
     "select_units",
     "similarity",
     "training",
+    "weight_selection",
 ]
