@@ -343,6 +343,51 @@ def inspect(file, png, as_json):
     _emit(as_json, payload, text)
 
 
+# -------------------------------------------------------------------------- bench
+@cli.command()
+@click.option("--profile", type=click.Choice(["quick", "full"]), default="quick",
+              show_default=True, help="quick: minutes, tiny ancestries on the shipped subset "
+              "(a smoke test); full: the protocol of docs/benchmark.md (hours on 2 CPU cores).")
+@click.option("--out", default="klg-bench", show_default=True,
+              help="Output folder: runs.jsonl, meta.json, report.md, images/. Run again with "
+              "the same folder to resume; finished runs are never recomputed.")
+@click.option("--cache", default=None, help="Folder of trained ancestries and learngenes "
+              "[default: OUT/cache].")
+@click.option("--data", "data_path", default=None,
+              help="Folder of the Fashion-MNIST IDX files [default: searched].")
+@click.option("--report-only", is_flag=True,
+              help="Only rewrite report.md and the plots from the runs already in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the claims summary as JSON.")
+@_fail_cleanly
+def bench(profile, out, cache, data_path, report_only, as_json):
+    """Benchmark the four Learngene claims against training from scratch.
+
+    Trains (or reuses) the ViT and CNN ancestries on the base classes,
+    condenses them with every method, trains descendants and the baselines
+    (scratch, front-k, back-k, Auto and Heur Learngene, weight selection, the
+    whole ancestry) with one recipe and step budget on K-shot novel-class
+    tasks, and writes the raw runs, a Markdown report with one table and
+    verdict per claim, and PNG plots. Progress goes to stderr.
+    """
+    from keras_learngene import bench as klg_bench
+
+    if report_only:
+        if not os.path.isfile(os.path.join(out, "meta.json")):
+            raise click.ClickException(f"{out!r} holds no benchmark results (no meta.json); "
+                                       "run `klg bench` first.")
+        path = klg_bench.write_report(out)
+    else:
+        path = klg_bench.run_bench(profile, out, cache=cache, data_path=data_path)
+    summary = klg_bench.summarize(klg_bench.load_records(out), _read_json(
+        os.path.join(out, "meta.json")))
+    _emit(as_json, {"report": path, "summary": summary}, f"report: {path}")
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 # ------------------------------------------------------------------------ plugins
 @cli.command("plugins")
 @click.option("--all", "include_builtin", is_flag=True, help="Include the built-in plugins.")

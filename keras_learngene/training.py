@@ -82,14 +82,19 @@ class AugmentedBatches(keras.utils.PyDataset):
         multiple_of: trim the last batch to a multiple of this (the number of
             devices a distribution splits each batch over), dropping at most
             `multiple_of - 1` examples per epoch.
+        steps: if given, an epoch is exactly `steps` full batches drawn from a
+            stream of reshuffled passes over the data (a batch may span two
+            passes), so a budget of optimizer steps does not depend on the
+            number of examples; used with `fit(epochs=1)`.
     """
 
     def __init__(self, x, y, num_classes, batch_size=64, seed=0, augment=True, multiple_of=1,
-                 **kwargs):
+                 steps=None, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y = x, keras.utils.to_categorical(y, num_classes).astype("float32")
         self.batch_size = batch_size
         self.multiple_of = multiple_of
+        self.steps = steps
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(x))
         self.augment = (
@@ -108,14 +113,23 @@ class AugmentedBatches(keras.utils.PyDataset):
     @property
     def examples(self):
         """Examples per epoch (all of them, unless the last batch is trimmed)."""
+        if self.steps is not None:
+            return self.steps * self.batch_size
         return len(self.x) - (len(self.x) % self.batch_size) % self.multiple_of
 
     def __len__(self):
         return math.ceil(self.examples / self.batch_size)
 
+    def _indices(self, index):
+        start, stop = index * self.batch_size, (index + 1) * self.batch_size
+        if self.steps is None:
+            return self.order[start:min(stop, self.examples)]
+        while len(self.order) < stop:  # extend the stream by another shuffled pass
+            self.order = np.concatenate([self.order, self.rng.permutation(len(self.x))])
+        return self.order[start:stop]
+
     def __getitem__(self, index):
-        idx = self.order[index * self.batch_size : min((index + 1) * self.batch_size,
-                                                       self.examples)]
+        idx = self._indices(index)
         x = self.x[idx]
         if self.augment is not None:
             x = keras.ops.convert_to_numpy(self.augment(x, training=True))

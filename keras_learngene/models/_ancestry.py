@@ -132,10 +132,14 @@ class VGGNet(_Ancestry):
         pool_after: indices of the units followed by 2x2 max pooling.
         stem_filters: channels of the stem block.
         dropout: dropout before the head.
+        stem_pool: 2x2 max pooling at the end of the stem. With it and no
+            `pool_after`, every unit sees the same shape, so any units chain
+            without bridges (the benchmark's `vgg_iso`).
         **kwargs: `name`, `trainable`.
     """
 
-    _arg_names = ("image_shape", "num_classes", "filters", "pool_after", "stem_filters", "dropout")
+    _arg_names = ("image_shape", "num_classes", "filters", "pool_after", "stem_filters", "dropout",
+                  "stem_pool")
 
     def __init__(
         self,
@@ -145,6 +149,7 @@ class VGGNet(_Ancestry):
         pool_after=(1, 4),
         stem_filters=32,
         dropout=0.0,
+        stem_pool=False,
         **kwargs,
     ):
         args = dict(locals())
@@ -157,7 +162,7 @@ class VGGNet(_Ancestry):
                 f"exist; there are {len(args['filters'])} units (0..{len(args['filters']) - 1})."
             )
         inputs = keras.Input(args["image_shape"], name="images")
-        x = ConvBlock(stem_filters, name="stem")(inputs)
+        x = ConvBlock(stem_filters, pool=stem_pool, name="stem")(inputs)
         for i, f in enumerate(args["filters"]):
             x = ConvBlock(f, pool=i in args["pool_after"], name=f"conv_block_{i}")(x)
         x = layers.GlobalAveragePooling2D(name="head_pool")(x)

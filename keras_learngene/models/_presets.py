@@ -11,12 +11,18 @@ PRESETS = {
     "vit_small": (
         VisionTransformer,
         dict(patch_size=4, num_layers=8, hidden_dim=64, num_heads=4, mlp_dim=128),
-        "ViT, patch 4, 8 blocks of width 64; the benchmark's ViT ancestry.",
+        "ViT, patch 4, 8 blocks of width 64.",
     ),
     "vgg_small": (
         VGGNet,
         dict(filters=(32, 32, 64, 64, 64, 128, 128, 128), pool_after=(1, 4)),
         "VGG-style CNN, 8 conv+BN+ReLU blocks, pooling after blocks 1 and 4.",
+    ),
+    "vgg_iso": (
+        VGGNet,
+        dict(filters=(48,) * 8, pool_after=(), stem_filters=48, stem_pool=True),
+        "VGG-style CNN, 8 conv+BN+ReLU blocks of width 48 at 14x14 (the stem pools): every "
+        "unit has the same shape, so any k units chain; the benchmark's CNN ancestry.",
     ),
     "resnet_small": (
         ResNet,

@@ -1,0 +1,226 @@
+"""The benchmark runner: planning, step budgets, checkpoints, compiled-model
+reuse, resuming, cost figures, and the quick profile through `klg bench`."""
+
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import TINY_BUILDERS, tiny_data
+from keras_learngene import bench, training
+from keras_learngene.bench import _cost, _runner
+from keras_learngene.cli import cli
+
+# A profile small enough for every backend: tiny ancestries on the shipped subset.
+TINY = dataclasses.replace(
+    bench.PROFILES["quick"],
+    name="tiny",
+    ancestries={
+        "vit": {"preset": "vit_tiny", "epochs": 1,
+                "overrides": {"patch_size": 7, "num_layers": 3, "hidden_dim": 8,
+                              "num_heads": 2, "mlp_dim": 16}},
+        "cnn": {"preset": "vgg_iso", "epochs": 1,
+                "overrides": {"filters": [4, 4, 4], "stem_filters": 4}},
+    },
+    k=1, n_fresh=1, shots=(10,), seeds=(0,), steps=4, checkpoints=(2, 4),
+    grid={"learning_rate": (1e-3, 3e-3), "batch_size": (16,)}, sensitivity_shots=10,
+    probe_size=128, cost_steps=2,
+)
+
+
+def test_plan_covers_every_method_shot_seed_and_grid_point_once():
+    p = bench.PROFILES["full"]
+    runs = bench.plan_runs(p)
+    ids = [r["run_id"] for r in runs]
+    assert len(ids) == len(set(ids))
+    main = [r for r in runs if r["experiment"] == "main"]
+    assert len(main) == len(p.ancestries) * len(p.methods) * len(p.shots) * len(p.seeds) == 168
+    sens = [r for r in runs if r["experiment"] == "sensitivity"]
+    # 8 grid points, the default one already covered by the main runs at K=200
+    assert len(sens) == len(p.ancestries) * 7 * len(p.sensitivity_methods) * len(p.seeds)
+    assert all(r["shots"] == p.sensitivity_shots for r in sens)
+    assert runs.index(sens[0]) == len(main)  # every main run comes first
+
+
+def test_step_batches_give_exact_budget_from_reshuffled_passes():
+    x, y = tiny_data(n=10)
+    batches = training.AugmentedBatches(x, y, 3, batch_size=4, augment=False, steps=7)
+    assert len(batches) == 7 and batches.examples == 28
+    seen = np.concatenate([batches._indices(i) for i in range(7)])
+    assert len(seen) == 28
+    for start in (0, 10, 20):  # every pass over the 10 examples is a permutation
+        assert sorted(seen[start:start + 10][: 28 - start]) == sorted(
+            set(seen[start:start + 10][: 28 - start]))
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
+    assert all(b[0].shape[0] == 4 for b in (batches[i] for i in range(7)))
+
+
+def test_checkpoints_evaluate_the_weights_of_that_step():
+    x, y = tiny_data(n=64)
+    model = TINY_BUILDERS["vgg"](3)
+    training.compile_model(model, total_steps=6, jit_compile=False)
+    batches = training.AugmentedBatches(x, y, 3, batch_size=16, augment=False, steps=6)
+    cb = _runner._Checkpoints((3, 6), x, y)
+    model.fit(batches, epochs=1, callbacks=[cb], verbose=0)
+    assert [c["step"] for c in cb.accuracy] == [3, 6]
+    # the last checkpoint saw the final weights (on JAX too, where fit keeps its own state)
+    assert cb.accuracy[-1]["accuracy"] == pytest.approx(training.evaluate(model, x, y), abs=1e-4)
+
+
+def test_compiled_model_reuse_resets_weights_and_optimizer():
+    x, y = tiny_data(n=64)
+    compiled = _runner._CompiledModels(steps=4)
+    first, traced = compiled.get(TINY_BUILDERS["vit"](3), 1e-3, 16)
+    assert traced
+    first.fit(training.AugmentedBatches(x, y, 3, 16, augment=False, steps=4), verbose=0)
+    assert int(keras.ops.convert_to_numpy(first.optimizer.iterations)) == 4
+    keras.utils.set_random_seed(1)
+    other = TINY_BUILDERS["vit"](3)
+    again, traced = compiled.get(other, 1e-3, 16)
+    assert again is first and not traced
+    assert int(keras.ops.convert_to_numpy(again.optimizer.iterations)) == 0
+    for a, b in zip(again.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert all(not np.any(keras.ops.convert_to_numpy(v)) for v in again.optimizer.variables)
+    _, traced = compiled.get(TINY_BUILDERS["vit"](3), 3e-3, 16)
+    assert traced  # another learning rate is another compiled model
+
+
+def test_plain_twins_match_the_library_descendants_parameter_for_parameter():
+    vit = keras.saving.load_model(os.path.join(os.path.dirname(bench.__file__), "..",
+                                               "assets", "ancestry_vit_tiny.keras"))
+    from keras_learngene import condense, inherit
+
+    for ancestry in (vit, keras_learngene_vgg_iso()):
+        descendant = inherit(condense(ancestry, n_layers=2, method="front"), 2, num_classes=4)
+        twin = _cost.plain_twin(ancestry, 4, 4)
+        assert twin.count_params() == descendant.count_params()
+        assert twin.output_shape == descendant.output_shape
+    assert _cost.plain_twin(TINY_BUILDERS["resnet"](3), 2, 4) is None
+
+
+def keras_learngene_vgg_iso():
+    from keras_learngene.models import build_preset
+
+    return build_preset("vgg_iso", filters=(8, 8, 8, 8), stem_filters=8, num_classes=6)
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    report = bench.run_bench(TINY, out, log=open(os.devnull, "w"))
+    return out, report
+
+
+def test_tiny_profile_records_every_planned_run(tiny_bench):
+    out, report = tiny_bench
+    records = bench.load_records(out)
+    planned = bench.plan_runs(TINY)
+    assert sorted(r["run_id"] for r in records) == sorted(r["run_id"] for r in planned)
+    for r in records:
+        assert [c["step"] for c in r["checkpoints"]] == [2, 4]
+        assert 0.0 <= r["final_accuracy"] <= 1.0
+        assert r["final_accuracy"] == r["checkpoints"][-1]["accuracy"]
+        assert r["train_examples"] == 40 and r["test_examples"] == 600
+        assert r["images_per_second"] > 0 and r["backend"] == keras.backend.backend()
+    by = {(r["arch"], r["method"]): r for r in records if r["experiment"] == "main"}
+    # same descendant architecture for every method but the whole ancestry
+    sizes = {by[a, m]["params"] for a in ("vit", "cnn") for m in TINY.methods if m != "ancestry"
+             if a == "vit"}
+    assert len(sizes) == 1
+    assert by["vit", "scratch"]["inherited_params"] == 0 and by["vit", "scratch"]["units"] is None
+    assert by["vit", "front"]["units"] == [0] and by["vit", "back"]["units"] == [2]
+    assert by["vit", "ancestry"]["units"] == [0, 1, 2]
+    assert by["vit", "ancestry"]["params"] > by["vit", "front"]["params"]
+    assert 0 < by["vit", "auto"]["inherited_params"] < by["vit", "auto"]["params"]
+    assert os.path.isfile(report)
+
+
+def test_tiny_profile_meta_has_ancestries_condensing_and_costs(tiny_bench):
+    out, _ = tiny_bench
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["profile"] == TINY.to_json()
+    assert meta["backend"] == keras.backend.backend()
+    assert meta["runs"] == {"planned": len(bench.plan_runs(TINY)), "done": meta["runs"]["done"]}
+    for arch in ("vit", "cnn"):
+        assert 0 <= meta["ancestries"][arch]["base_test_accuracy"] <= 1
+        assert meta["ancestries"][arch]["units"] == 3
+        assert set(meta["condense"][arch]) >= {"auto", "heur", "front", "back"}
+        auto = meta["condense"][arch]["auto"]
+        assert np.asarray(auto["matrix"]).shape == (3, 1) and len(auto["units"]) == 1
+        cost = meta["cost"][arch]
+        assert cost["ancestry_epoch_seconds"] > 0 and cost["condense_seconds"] > 0
+        assert cost["descendant_bytes"] > cost["learngene_bytes"] > 0
+        assert cost["library_images_per_second"] > 0 and cost["plain_keras_images_per_second"] > 0
+        assert cost["plain_keras_params"] == cost["descendant_params"]
+
+
+def test_resume_recomputes_nothing_and_refuses_another_profile(tiny_bench):
+    out, _ = tiny_bench
+    before = (out / "runs.jsonl").read_text()
+    log = _Log()
+    bench.run_bench(TINY, out, log=log, report=False)
+    assert (out / "runs.jsonl").read_text() == before
+    assert f"{len(bench.plan_runs(TINY))} already done, 0 to go" in log.text
+    other = dataclasses.replace(TINY, steps=6, checkpoints=(3, 6))
+    with pytest.raises(ValueError, match="another benchmark configuration"):
+        bench.run_bench(other, out, report=False)
+
+
+def test_interrupted_benchmark_continues_where_it_stopped(tiny_bench, tmp_path):
+    out, _ = tiny_bench
+    records = (out / "runs.jsonl").read_text().splitlines()
+    (tmp_path / "runs.jsonl").write_text("\n".join(records[:-2]) + "\n" + records[-2][:40])
+    (tmp_path / "meta.json").write_text((out / "meta.json").read_text())
+    log = _Log()
+    bench.run_bench(TINY, tmp_path, cache=out / "cache", log=log, report=False)
+    assert f"{len(records) - 2} already done, 2 to go" in log.text
+    assert "training the" not in log.text and "condensing" not in log.text  # all cached
+    done = bench.load_records(tmp_path)
+    assert sorted(r["run_id"] for r in done) == sorted(json.loads(r)["run_id"] for r in records)
+
+
+class _Log:
+    def __init__(self):
+        self.text = ""
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+
+def test_cli_bench_report_only_needs_results(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "--report-only", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "holds no benchmark results" in result.output
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the quick profile's smoke test runs once, on the TensorFlow pass")
+def test_cli_quick_profile_writes_runs_report_and_plots(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "--profile", "quick", "--out", str(tmp_path),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout[result.stdout.index("{"):])
+    records = bench.load_records(tmp_path)
+    assert len(records) == len(bench.plan_runs(bench.PROFILES["quick"]))
+    report = (tmp_path / "report.md").read_text()
+    for heading in ("Converge faster", "Less sensitive", "Perform better", "Fewer samples"):
+        assert heading.lower() in report.lower()
+    images = [line.split("(images/")[1].split(")")[0] for line in report.splitlines()
+              if "(images/" in line]
+    assert images
+    for name in images:
+        assert (tmp_path / "images" / name).read_bytes().startswith(b"\x89PNG")
+    assert payload["report"] == str(tmp_path / "report.md")
+    assert set(payload["summary"]["archs"]) == {"vit", "cnn"}
+    for arch in ("vit", "cnn"):
+        verdicts = [payload["summary"]["archs"][arch][claim]["verdict"]
+                    for claim in ("converge", "sensitivity", "better", "samples")]
+        assert all(v.startswith(("holds", "does not hold", "not measured")) for v in verdicts)

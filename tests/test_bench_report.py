@@ -1,0 +1,241 @@
+"""The benchmark report on synthetic records whose answers are known (no training)."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from keras_learngene import plotting
+from keras_learngene.bench import _report
+
+STEPS = 300
+CHECKPOINTS = [10, 25, 50, 100, 200, 300]
+SHOTS = [10, 50, 200, 1000]
+SEEDS = [0, 1, 2]
+GRID = {"learning_rate": [1e-4, 3e-4, 1e-3, 3e-3], "batch_size": [16, 64]}
+PROFILE = {
+    "name": "test", "archs": ["vit", "cnn"],
+    "methods": ["scratch", "front", "back", "auto", "heur", "weight_selection"],
+    "shots": SHOTS, "seeds": SEEDS, "steps": STEPS, "checkpoints": CHECKPOINTS,
+    "default": {"learning_rate": 1e-3, "batch_size": 64}, "grid": GRID,
+    "sensitivity_shots": 200, "sensitivity_methods": ["scratch", "auto"], "k": 3, "n_fresh": 3,
+}
+# ViT: mean final accuracy per method and K, and the step at which each curve plateaus.
+VIT_FINAL = {
+    "scratch": {10: 0.50, 50: 0.60, 200: 0.70, 1000: 0.80},
+    "auto": {10: 0.70, 50: 0.80, 200: 0.78, 1000: 0.85},
+    "front": {10: 0.65, 50: 0.75, 200: 0.77, 1000: 0.84},
+    "back": {10: 0.72, 50: 0.78, 200: 0.79, 1000: 0.83},
+    "weight_selection": {10: 0.60, 50: 0.70, 200: 0.75, 1000: 0.82},
+}
+PLATEAU = {"scratch": 300, "auto": 50, "front": 100, "back": 100, "weight_selection": 200}
+# Sensitivity (ViT, K=200): mean final accuracy per learning rate (the same at both batch
+# sizes); the default point (1e-3, 64) is the main run above.
+VIT_GRID = {"scratch": {1e-4: 0.60, 3e-4: 0.70, 1e-3: 0.70, 3e-3: 0.80},
+            "auto": {1e-4: 0.76, 3e-4: 0.78, 1e-3: 0.78, 3e-3: 0.80}}
+# CNN: auto is only +9.8 points at K=10 and never reaches 99% of scratch's final accuracy.
+CNN_FINAL = {"scratch": {10: 0.50, 50: 0.60, 200: 0.70, 1000: 0.80},
+             "auto": {10: 0.598, 50: 0.65, 200: 0.70, 1000: 0.75}}
+
+
+def run(arch, method, shots, seed, final, plateau, lr=1e-3, bs=64, experiment="main"):
+    """A finished run whose accuracy rises linearly to `final` (+-1 point per seed) at
+    step `plateau`."""
+    accuracy = final + (seed - 1) * 0.01
+    return {
+        "run_id": f"{arch}/{experiment}/{method}/K{shots}/lr{lr:g}/bs{bs}/seed{seed}",
+        "arch": arch, "experiment": experiment, "method": method, "shots": shots,
+        "seed": seed, "learning_rate": lr, "batch_size": bs, "steps": STEPS,
+        "checkpoints": [{"step": s, "accuracy": accuracy * min(1.0, s / plateau)}
+                        for s in CHECKPOINTS],
+        "final_accuracy": accuracy, "train_seconds": 30.0, "images_per_second": 600.0,
+        "params": 53636, "inherited_params": 0 if method == "scratch" else 27808,
+        "units": None if method == "scratch" else [0, 1, 2], "backend": "numpy",
+    }
+
+
+def make_records():
+    records = [run("vit", m, k, seed, acc, PLATEAU[m])
+               for m, per_k in VIT_FINAL.items() for k, acc in per_k.items() for seed in SEEDS]
+    records += [run("vit", m, 200, seed, acc, PLATEAU[m], lr=lr, bs=bs,
+                    experiment="sensitivity")
+                for m, per_lr in VIT_GRID.items() for lr, acc in per_lr.items()
+                for bs in GRID["batch_size"] for seed in SEEDS if (lr, bs) != (1e-3, 64)]
+    records += [run("cnn", m, k, seed, acc, 300)
+                for m, per_k in CNN_FINAL.items() for k, acc in per_k.items() for seed in SEEDS]
+    return records
+
+
+META = {
+    "profile": PROFILE, "command": "klg bench --profile test", "commit": "abc1234",
+    "backend": "numpy", "machine": "2 CPU cores", "started": "t0", "finished": "t1",
+    "ancestries": {"vit": {"preset": "vit_tiny", "params": 70790, "base_test_accuracy": 0.9427,
+                           "train_seconds": 2186.0}},
+    "condense": {"vit": {
+        "auto": {"seconds": 16.4, "units": [0, 1, 2], "matches": [0, 2, 1],
+                 "matrix": np.eye(6)[:, :3].tolist(), "learngene_bytes": 221616},
+        "front": {"seconds": 0.1, "units": [0, 1, 2], "matrix": None, "matches": None,
+                  "learngene_bytes": 221000},
+        "auto_units_by_seed": {"0": [0, 1, 2], "1": [0, 1, 3]}}},
+    "cost": {"vit": {"ancestry_epoch_seconds": 165.0, "condense_seconds": 16.5,
+                     "library_images_per_second": 600.0, "plain_keras_images_per_second": 620.0,
+                     "learngene_bytes": 221616, "descendant_bytes": 443232}},
+}
+
+
+def write_out(path, records, meta):
+    path.mkdir(exist_ok=True)
+    (path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (path / "meta.json").write_text(json.dumps(meta))
+    return path
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return _report.summarize(make_records(), META)
+
+
+def test_summary_is_json(summary):
+    assert json.loads(json.dumps(summary, allow_nan=False)) == summary
+
+
+def test_perform_better(summary):
+    vit = summary["archs"]["vit"]
+    auto = vit["final"]["auto"]
+    assert auto["10"]["mean"] == pytest.approx(0.70)
+    assert auto["10"]["std"] == pytest.approx(0.01 * np.sqrt(2 / 3))  # ddof=0
+    assert auto["10"]["n"] == 3
+    assert vit["methods"] == ["scratch", "front", "back", "auto", "weight_selection"]
+    vs = vit["better"]["vs"]
+    assert vs["scratch"]["margins_points"] == pytest.approx(
+        {"10": 20.0, "50": 20.0, "200": 8.0, "1000": 5.0})
+    assert vs["scratch"]["mean_margin_points"] == pytest.approx(13.25)
+    assert vs["scratch"]["verdict"] == (
+        "holds: +5.0 points vs scratch at K=1000, target >= 0 at every K")
+    assert vs["front"]["verdict"].startswith("holds: +1.0 points vs front-k at K=200")
+    assert vs["back"]["margins_points"] == pytest.approx(
+        {"10": -2.0, "50": 2.0, "200": -1.0, "1000": 2.0})
+    assert vit["better"]["baselines_verdict"] == (
+        "does not hold: -2.0 points vs back-k at K=10, target >= 0 at every K")
+    assert vit["better"]["baselines_measured"] == (
+        "front-k +1.0, back-k -2.0, weight selection +3.0")
+
+
+def test_converge_faster(summary):
+    converge = summary["archs"]["vit"]["converge"]
+    reach = converge["per_shots"]["1000"]
+    assert reach["threshold"] == pytest.approx(0.99 * 0.80)
+    assert reach["steps"] == {"scratch": 300, "auto": 50, "front": 100, "back": 100,
+                              "weight_selection": 200}
+    assert reach["speedup"] == pytest.approx(
+        {"scratch": 1.0, "auto": 6.0, "front": 3.0, "back": 3.0, "weight_selection": 1.5})
+    assert set(converge["per_shots"]) == {"10", "50", "200", "1000"}
+    assert (converge["shots"], converge["auto_step"], converge["target_step"]) == (1000, 50, 50)
+    assert converge["verdict"] == (
+        "holds: step 50 of 300 (6.0x faster than scratch) at K=1000, target <= 50")
+
+
+def test_never_reaching_the_threshold(summary):
+    cnn = summary["archs"]["cnn"]
+    reach = cnn["converge"]["per_shots"]["1000"]
+    assert reach["steps"]["auto"] is None and reach["speedup"]["auto"] is None
+    assert cnn["converge"]["auto_step"] is None
+    assert cnn["converge"]["verdict"] == (
+        "does not hold: never reaches 79.2% in 300 steps at K=1000, target <= 50")
+    assert cnn["samples"]["few_shot"]["verdict"] == (
+        "does not hold: +9.8 points at K=10, target +15")
+    assert cnn["samples"]["match"]["shots"] == {"scratch": 1000, "auto": None}
+    assert cnn["samples"]["match"]["verdict"].startswith("does not hold: never reaches")
+    # only the default grid point was run: no spread to measure
+    assert cnn["sensitivity"]["verdict"] == "not measured"
+
+
+def test_fewer_samples(summary):
+    samples = summary["archs"]["vit"]["samples"]
+    assert samples["few_shot"]["points"] == pytest.approx(20.0)
+    assert samples["few_shot"]["verdict"] == "holds: +20.0 points at K=10, target +15"
+    assert samples["match"]["reference"] == pytest.approx(0.80)
+    assert samples["match"]["shots"] == {"scratch": 1000, "front": 1000, "back": 1000,
+                                         "auto": 50, "weight_selection": 1000}
+    assert samples["match"]["verdict"] == "holds: K=50 (scratch: K=1000), target K <= 50"
+
+
+def test_less_sensitive(summary):
+    sens = summary["archs"]["vit"]["sensitivity"]
+    scratch, auto = sens["methods"]["scratch"], sens["methods"]["auto"]
+    assert len(scratch["points"]) == len(auto["points"]) == sens["grid_size"] == 8
+    default = [p for p in scratch["points"] if (p["learning_rate"], p["batch_size"]) == (1e-3, 64)]
+    assert default[0]["mean"] == pytest.approx(0.70) and default[0]["n"] == 3  # the main run
+    assert scratch["std"] == pytest.approx(np.sqrt(0.005))
+    assert scratch["range"] == pytest.approx(0.20)
+    assert auto["std"] == pytest.approx(np.sqrt(0.0002))
+    assert sens["ratio"] == pytest.approx(0.2)
+    assert sens["verdict"] == (
+        "holds: std 1.4 vs 7.1 points (ratio 0.20) at K=200, target <= 0.33")
+
+
+def test_cost_and_claims(summary):
+    cost = summary["cost"]["vit"]
+    assert cost["condense_epochs"] == pytest.approx(0.1)
+    assert cost["condense_verdict"] == "holds: 0.10 epochs, target <= 1 epoch"
+    assert cost["overhead_percent"] == pytest.approx(20 / 620 * 100)
+    assert cost["overhead_verdict"] == "does not hold: 3.2%, target <= 3%"
+    assert cost["bytes_ratio"] == pytest.approx(0.5)
+    assert summary["cost"]["cnn"]["condense_verdict"] == "not measured"
+    assert [row["claim"][:2] for row in summary["claims"]] == ["1.", "2.", "3.", "3.", "4.", "4."]
+    assert all(set(row["archs"]) == {"vit", "cnn"} for row in summary["claims"])
+
+
+def test_write_report(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = write_out(tmp_path / "out", make_records(), META)
+    path = _report.write_report(out)
+    assert path == str(out / "report.md")
+    text = (out / "report.md").read_text()
+    images = re.findall(r"\]\((images/[^)]+)\)", text)
+    assert set(images) == {f"images/curves_vit_K{k}.png" for k in SHOTS} | {
+        f"images/curves_cnn_K{k}.png" for k in SHOTS} | {
+        "images/shots_vit.png", "images/shots_cnn.png", "images/sensitivity_vit.png",
+        "images/sensitivity_cnn.png", "images/similarity_vit.png"}
+    for image in images:
+        assert (out / image).read_bytes().startswith(b"\x89PNG")
+    assert "| claim | target | measured (ViT) | verdict (ViT) | measured (CNN) |" in text
+    assert "holds: +20.0 points at K=10, target +15" in text
+    assert "does not hold: +9.8 points at K=10, target +15" in text
+    assert "| 70.0 ± 0.8 |" in text
+    assert "ddof=0" in text
+    assert "not measured" in text  # the CNN's ancestry, condensing and cost
+
+
+def test_missing_meta_and_no_matplotlib(tmp_path, monkeypatch):
+    def no_pyplot():
+        raise ImportError("no matplotlib")
+
+    monkeypatch.setattr(plotting, "_pyplot", no_pyplot)
+    meta = {"profile": {**PROFILE, "archs": ["vit"]}}
+    records = [r for r in make_records() if r["arch"] == "vit" and r["method"] == "scratch"]
+    out = write_out(tmp_path / "out", records, meta)
+    text = open(_report.write_report(out)).read()
+    assert "Plots were skipped" in text and "](images/" not in text
+    assert not (out / "images").exists()
+    summary = _report.summarize(records, meta)
+    assert summary["ancestries"]["vit"] is None and summary["condense"]["vit"] == {}
+    for row in summary["claims"]:
+        assert row["archs"]["vit"] == {"measured": "not measured", "verdict": "not measured"}
+    for section in ("## Ancestries", "## Condensing", "## Cost"):
+        assert "not measured" in text.split(section)[1].split("##")[0]
+    assert "| commit | not measured |" in text
+
+
+def test_load_records_truncated_last_line(tmp_path):
+    records = make_records()[:3]
+    lines = [json.dumps(r) for r in records]
+    (tmp_path / "runs.jsonl").write_text(
+        lines[0] + "\n\n" + lines[1] + "\n" + lines[2] + "\n" + lines[2][:40])
+    with pytest.warns(UserWarning, match="truncated"):
+        assert _report.load_records(tmp_path) == records
+    (tmp_path / "runs.jsonl").write_text(lines[0][:40] + "\n" + lines[1] + "\n")
+    with pytest.raises(ValueError, match="line 1"):
+        _report.load_records(tmp_path)
+    assert _report.load_records(tmp_path / "missing") == []
