@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import TINY_BUILDERS, tiny_data
+
 from keras_learngene import bench, training
 from keras_learngene.bench import _cost, _runner
 from keras_learngene.cli import cli
