@@ -213,6 +213,7 @@ class Bench:
         self.cache = os.fspath(cache or os.path.join(self.out, "cache"))
         self.data_path = data_path
         self.log = log or sys.stderr
+        os.makedirs(self.out, exist_ok=True)
         os.makedirs(self.cache, exist_ok=True)
         self.meta_path = os.path.join(self.out, "meta.json")
         self.runs_path = os.path.join(self.out, "runs.jsonl")
