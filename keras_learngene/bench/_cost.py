@@ -85,7 +85,7 @@ def _images_per_second(model, x, y, steps, batch_size=64):
     """Training img/s of `fit` on arrays; compiled and warmed up on first use."""
     n = steps * batch_size
     x, y = x[:n], keras.utils.to_categorical(y[:n], model.output_shape[-1])
-    if model.optimizer is None or model.train_function is None:
+    if getattr(model, "train_function", None) is None:
         training.compile_model(model, total_steps=10 * steps)
         model.fit(x[:2 * batch_size], y[:2 * batch_size], batch_size=batch_size, verbose=0)
     start = time.perf_counter()
