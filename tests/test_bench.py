@@ -23,9 +23,8 @@ TINY = dataclasses.replace(
         "vit": {"preset": "vit_tiny", "epochs": 1,
                 "overrides": {"patch_size": 7, "num_layers": 3, "hidden_dim": 8,
                               "num_heads": 2, "mlp_dim": 16}},
-        "cnn": {"preset": "vgg_iso", "epochs": 1,
-                "overrides": {"filters": [4, 4, 4], "stem_filters": 4}},
     },
+    methods=("scratch", "front", "back", "auto", "weight_selection", "ancestry"),
     k=1, n_fresh=1, shots=(10,), seeds=(0,), steps=4, checkpoints=(2, 4),
     grid={"learning_rate": (1e-3, 3e-3), "batch_size": (16,)}, sensitivity_shots=10,
     probe_size=128, cost_steps=2,
@@ -38,10 +37,13 @@ def test_plan_covers_every_method_shot_seed_and_grid_point_once():
     ids = [r["run_id"] for r in runs]
     assert len(ids) == len(set(ids))
     main = [r for r in runs if r["experiment"] == "main"]
-    assert len(main) == len(p.ancestries) * len(p.methods) * len(p.shots) * len(p.seeds) == 168
+    # the ViT at every K, the CNN at K = 10 and 1000
+    assert len(main) == len(p.methods) * (4 + 2) * len(p.seeds) == 126
+    assert {r["shots"] for r in main if r["arch"] == "cnn"} == {10, 1000}
     sens = [r for r in runs if r["experiment"] == "sensitivity"]
-    # 8 grid points, the default one already covered by the main runs at K=200
-    assert len(sens) == len(p.ancestries) * 7 * len(p.sensitivity_methods) * len(p.seeds)
+    # ViT only: 8 grid points, the default one already covered by the main runs at K=200
+    assert len(sens) == 7 * len(p.sensitivity_methods) * len(p.seeds)
+    assert {r["arch"] for r in sens} == {"vit"}
     assert all(r["shots"] == p.sensitivity_shots for r in sens)
     assert runs.index(sens[0]) == len(main)  # every main run comes first
 
@@ -110,48 +112,82 @@ def keras_learngene_vgg_iso():
 
 
 @pytest.fixture(scope="module")
-def tiny_bench(tmp_path_factory):
+def bench_run(tmp_path_factory):
+    """One benchmark per test session: on the TensorFlow pass the quick
+    profile through `klg bench` (the CI smoke test: both architectures, every
+    method); on the other backends a tinier ViT-only profile."""
     out = tmp_path_factory.mktemp("bench")
-    report = bench.run_bench(TINY, out, log=open(os.devnull, "w"))
-    return out, report
+    if keras.backend.backend() != "tensorflow":
+        bench.run_bench(TINY, out, log=open(os.devnull, "w"))
+        return out, TINY, None
+    result = CliRunner().invoke(cli, ["bench", "--profile", "quick", "--out", str(out),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    return out, bench.PROFILES["quick"], json.loads(result.stdout[result.stdout.index("{"):])
 
 
-def test_tiny_profile_records_every_planned_run(tiny_bench):
-    out, report = tiny_bench
+def test_benchmark_records_every_planned_run(bench_run):
+    out, profile, _ = bench_run
     records = bench.load_records(out)
-    planned = bench.plan_runs(TINY)
+    planned = bench.plan_runs(profile)
     assert sorted(r["run_id"] for r in records) == sorted(r["run_id"] for r in planned)
+    shots = {run["run_id"]: run["shots"] for run in planned}
     for r in records:
-        assert [c["step"] for c in r["checkpoints"]] == [2, 4]
+        assert [c["step"] for c in r["checkpoints"]] == list(profile.checkpoints)
         assert 0.0 <= r["final_accuracy"] <= 1.0
         assert r["final_accuracy"] == r["checkpoints"][-1]["accuracy"]
-        assert r["train_examples"] == 40 and r["test_examples"] == 600
+        assert r["train_examples"] == 4 * shots[r["run_id"]] and r["test_examples"] == 600
         assert r["images_per_second"] > 0 and r["backend"] == keras.backend.backend()
-    by = {(r["arch"], r["method"]): r for r in records if r["experiment"] == "main"}
-    # same descendant architecture for every method but the whole ancestry
-    sizes = {by[a, m]["params"] for a in ("vit", "cnn") for m in TINY.methods if m != "ancestry"
-             if a == "vit"}
-    assert len(sizes) == 1
-    assert by["vit", "scratch"]["inherited_params"] == 0 and by["vit", "scratch"]["units"] is None
-    assert by["vit", "front"]["units"] == [0] and by["vit", "back"]["units"] == [2]
-    assert by["vit", "ancestry"]["units"] == [0, 1, 2]
-    assert by["vit", "ancestry"]["params"] > by["vit", "front"]["params"]
-    assert 0 < by["vit", "auto"]["inherited_params"] < by["vit", "auto"]["params"]
-    assert os.path.isfile(report)
+    k, depth = profile.k, profile.k + profile.n_fresh
+    for arch in profile.ancestries:
+        by = {r["method"]: r for r in records
+              if r["experiment"] == "main" and r["arch"] == arch and r["shots"] == 10}
+        # one descendant architecture for every method but the whole ancestry
+        assert len({by[m]["params"] for m in profile.methods if m != "ancestry"}) == 1
+        assert by["scratch"]["inherited_params"] == 0 and by["scratch"]["units"] is None
+        units = by["ancestry"]["units"]
+        assert by["front"]["units"] == units[:k] and by["back"]["units"] == units[-k:]
+        assert by["weight_selection"]["units"] == list(range(depth))
+        assert by["ancestry"]["params"] > by["front"]["params"]
+        assert 0 < by["auto"]["inherited_params"] < by["auto"]["params"]
+        assert len(by["auto"]["units"]) == k
 
 
-def test_tiny_profile_meta_has_ancestries_condensing_and_costs(tiny_bench):
-    out, _ = tiny_bench
+def test_report_has_every_claim_and_its_plots(bench_run):
+    out, profile, payload = bench_run
+    report = (out / "report.md").read_text()
+    for heading in ("Converge faster", "Less sensitive", "Perform better", "Fewer samples"):
+        assert heading.lower() in report.lower()
+    images = [line.split("(images/")[1].split(")")[0] for line in report.splitlines()
+              if "(images/" in line]
+    assert any(name.startswith("similarity_") for name in images)
+    for name in images:
+        assert (out / "images" / name).read_bytes().startswith(b"\x89PNG")
+    if payload is not None:  # the CLI's --json summary
+        assert payload["report"] == str(out / "report.md")
+        assert set(payload["summary"]["archs"]) == set(profile.ancestries)
+        for arch in profile.ancestries:
+            for claim in ("converge", "sensitivity", "better", "samples"):
+                verdict = payload["summary"]["archs"][arch][claim]["verdict"]
+                assert verdict.startswith(("holds", "does not hold", "not measured")), verdict
+
+
+def test_meta_has_ancestries_condensing_and_costs(bench_run):
+    out, profile, _ = bench_run
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["profile"] == TINY.to_json()
+    assert meta["profile"] == profile.to_json()
     assert meta["backend"] == keras.backend.backend()
-    assert meta["runs"] == {"planned": len(bench.plan_runs(TINY)), "done": meta["runs"]["done"]}
-    for arch in ("vit", "cnn"):
+    planned = len(bench.plan_runs(profile))
+    assert meta["runs"] == {"planned": planned, "done": planned}
+    for arch, spec in profile.ancestries.items():
+        units = spec["overrides"].get("num_layers") or len(spec["overrides"]["filters"])
         assert 0 <= meta["ancestries"][arch]["base_test_accuracy"] <= 1
-        assert meta["ancestries"][arch]["units"] == 3
-        assert set(meta["condense"][arch]) >= {"auto", "heur", "front", "back"}
+        assert meta["ancestries"][arch]["units"] == units
+        assert set(meta["condense"][arch]) >= {"auto", "front", "back"} | (
+            {"heur"} if "heur" in profile.methods else set())
         auto = meta["condense"][arch]["auto"]
-        assert np.asarray(auto["matrix"]).shape == (3, 1) and len(auto["units"]) == 1
+        assert np.asarray(auto["matrix"]).shape == (units, profile.k)
+        assert len(auto["units"]) == profile.k
         cost = meta["cost"][arch]
         assert cost["ancestry_epoch_seconds"] > 0 and cost["condense_seconds"] > 0
         assert cost["descendant_bytes"] > cost["learngene_bytes"] > 0
@@ -159,25 +195,25 @@ def test_tiny_profile_meta_has_ancestries_condensing_and_costs(tiny_bench):
         assert cost["plain_keras_params"] == cost["descendant_params"]
 
 
-def test_resume_recomputes_nothing_and_refuses_another_profile(tiny_bench):
-    out, _ = tiny_bench
+def test_resume_recomputes_nothing_and_refuses_another_profile(bench_run):
+    out, profile, _ = bench_run
     before = (out / "runs.jsonl").read_text()
     log = _Log()
-    bench.run_bench(TINY, out, log=log, report=False)
+    bench.run_bench(profile, out, log=log, report=False)
     assert (out / "runs.jsonl").read_text() == before
-    assert f"{len(bench.plan_runs(TINY))} already done, 0 to go" in log.text
-    other = dataclasses.replace(TINY, steps=6, checkpoints=(3, 6))
+    assert f"{len(bench.plan_runs(profile))} already done, 0 to go" in log.text
+    other = dataclasses.replace(profile, steps=6, checkpoints=(3, 6))
     with pytest.raises(ValueError, match="another benchmark configuration"):
         bench.run_bench(other, out, report=False)
 
 
-def test_interrupted_benchmark_continues_where_it_stopped(tiny_bench, tmp_path):
-    out, _ = tiny_bench
+def test_interrupted_benchmark_continues_where_it_stopped(bench_run, tmp_path):
+    out, profile, _ = bench_run
     records = (out / "runs.jsonl").read_text().splitlines()
     (tmp_path / "runs.jsonl").write_text("\n".join(records[:-2]) + "\n" + records[-2][:40])
     (tmp_path / "meta.json").write_text((out / "meta.json").read_text())
     log = _Log()
-    bench.run_bench(TINY, tmp_path, cache=out / "cache", log=log, report=False)
+    bench.run_bench(profile, tmp_path, cache=out / "cache", log=log, report=False)
     assert f"{len(records) - 2} already done, 2 to go" in log.text
     assert "training the" not in log.text and "condensing" not in log.text  # all cached
     done = bench.load_records(tmp_path)
@@ -201,26 +237,3 @@ def test_cli_bench_report_only_needs_results(tmp_path):
     assert "holds no benchmark results" in result.output
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                    reason="the quick profile's smoke test runs once, on the TensorFlow pass")
-def test_cli_quick_profile_writes_runs_report_and_plots(tmp_path):
-    result = CliRunner().invoke(cli, ["bench", "--profile", "quick", "--out", str(tmp_path),
-                                      "--json"])
-    assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout[result.stdout.index("{"):])
-    records = bench.load_records(tmp_path)
-    assert len(records) == len(bench.plan_runs(bench.PROFILES["quick"]))
-    report = (tmp_path / "report.md").read_text()
-    for heading in ("Converge faster", "Less sensitive", "Perform better", "Fewer samples"):
-        assert heading.lower() in report.lower()
-    images = [line.split("(images/")[1].split(")")[0] for line in report.splitlines()
-              if "(images/" in line]
-    assert images
-    for name in images:
-        assert (tmp_path / "images" / name).read_bytes().startswith(b"\x89PNG")
-    assert payload["report"] == str(tmp_path / "report.md")
-    assert set(payload["summary"]["archs"]) == {"vit", "cnn"}
-    for arch in ("vit", "cnn"):
-        verdicts = [payload["summary"]["archs"][arch][claim]["verdict"]
-                    for claim in ("converge", "sensitivity", "better", "samples")]
-        assert all(v.startswith(("holds", "does not hold", "not measured")) for v in verdicts)

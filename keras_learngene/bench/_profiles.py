@@ -20,7 +20,9 @@ class Profile:
             shipped subset).
         ancestries: `{arch: spec}`; a spec has `preset` and either
             `"shipped": True` (the package's trained ancestry) or `epochs` of
-            training on the base classes, and optional builder `overrides`.
+            training on the base classes, and optional builder `overrides`,
+            `shots` (this architecture's K, default: the profile's) and
+            `sensitivity` (False: no grid runs for this architecture).
         methods: initialisations compared (see `METHODS`).
         k: ancestry units in each learngene.
         n_fresh: fresh units stacked on the learngene in every descendant.
@@ -102,8 +104,12 @@ PROFILES = {
         dataset="fashion_mnist",
         ancestries={
             "vit": {"preset": "vit_tiny", "shipped": True},
-            "cnn": {"preset": "vgg_iso", "epochs": 4},
+            # fewer runs for the CNN, so the whole profile fits in about an hour
+            "cnn": {"preset": "vgg_iso", "epochs": 4, "shots": (10, 1000),
+                    "sensitivity": False},
         },
+        steps=100,
+        checkpoints=(10, 16, 33, 66, 100),
     ),
 }
 

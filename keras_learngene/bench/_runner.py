@@ -57,12 +57,14 @@ def plan_runs(profile):
                          arch=arch, experiment=experiment, method=method, shots=shots,
                          seed=seed, learning_rate=lr, batch_size=bs))
 
-    for arch in profile.ancestries:
-        for shots in profile.shots:
+    for arch, spec in profile.ancestries.items():
+        for shots in spec.get("shots", profile.shots):
             for seed in profile.seeds:
                 for method in profile.methods:
                     add(arch, "main", method, shots, *default, seed)
-    for arch in profile.ancestries:
+    for arch, spec in profile.ancestries.items():
+        if not spec.get("sensitivity", True):
+            continue
         for lr in profile.grid["learning_rate"]:
             for bs in profile.grid["batch_size"]:
                 if (lr, bs) == default and profile.sensitivity_shots in profile.shots:
@@ -233,6 +235,7 @@ class Bench:
                     f"(profile {meta.get('profile', {}).get('name')!r}); give a new --out "
                     "folder, or delete this one to start over."
                 )
+            meta.setdefault("resumed", []).append({"commit": _commit(), "time": _now()})
             if meta.get("backend") != keras.backend.backend():
                 raise ValueError(
                     f"{self.out!r} holds runs made with the {meta.get('backend')} backend; "
