@@ -37,15 +37,18 @@ def test_plan_covers_every_method_shot_seed_and_grid_point_once():
     ids = [r["run_id"] for r in runs]
     assert len(ids) == len(set(ids))
     main = [r for r in runs if r["experiment"] == "main"]
-    # the ViT at every K, the CNN at K = 10 and 1000
-    assert len(main) == len(p.methods) * (4 + 2) * len(p.seeds) == 126
-    assert {r["shots"] for r in main if r["arch"] == "cnn"} == {10, 1000}
+    assert len(main) == len(p.ancestries) * len(p.methods) * len(p.shots) * len(p.seeds) == 168
     sens = [r for r in runs if r["experiment"] == "sensitivity"]
-    # ViT only: 8 grid points, the default one already covered by the main runs at K=200
-    assert len(sens) == 7 * len(p.sensitivity_methods) * len(p.seeds)
-    assert {r["arch"] for r in sens} == {"vit"}
+    # 8 grid points, the default one already covered by the main runs at K=200
+    assert len(sens) == len(p.ancestries) * 7 * len(p.sensitivity_methods) * len(p.seeds)
     assert all(r["shots"] == p.sensitivity_shots for r in sens)
     assert runs.index(sens[0]) == len(main)  # every main run comes first
+    short = dataclasses.replace(p, ancestries={
+        "vit": p.ancestries["vit"], "cnn": {**p.ancestries["cnn"], "shots": (10,),
+                                            "sensitivity": False}})
+    runs = bench.plan_runs(short)
+    assert {r["shots"] for r in runs if r["arch"] == "cnn"} == {10}
+    assert {r["arch"] for r in runs if r["experiment"] == "sensitivity"} == {"vit"}
 
 
 def test_step_batches_give_exact_budget_from_reshuffled_passes():

@@ -104,9 +104,7 @@ PROFILES = {
         dataset="fashion_mnist",
         ancestries={
             "vit": {"preset": "vit_tiny", "shipped": True},
-            # fewer runs for the CNN, so the whole profile fits in about an hour
-            "cnn": {"preset": "vgg_iso", "epochs": 4, "shots": (10, 1000),
-                    "sensitivity": False},
+            "cnn": {"preset": "vgg_iso", "epochs": 4},
         },
         steps=100,
         checkpoints=(10, 16, 33, 66, 100),
