@@ -102,7 +102,8 @@ def summarize(records, meta):
     """
     profile = meta.get("profile") or {}
     steps = profile.get("steps") or max((r.get("steps", 0) for r in records), default=None)
-    archs = _ordered(profile.get("archs"), {r["arch"] for r in records}, keep_all=True)
+    archs = _ordered(profile.get("archs") or list(profile.get("ancestries") or {}),
+                     {r["arch"] for r in records}, keep_all=True)
     per_arch = {arch: _summarize_arch([r for r in records if r["arch"] == arch], profile, steps)
                 for arch in archs}
     return {
@@ -217,7 +218,7 @@ def _converge(curves, steps_total):
         measured = f"step {step} of {steps_total} ({speedup:.1f}x faster than scratch) at K={k}"
     return {**result, "shots": int(k), "auto_step": step, "auto_speedup": speedup,
             "measured": measured,
-            "verdict": _verdict(step is not None and step <= target, measured, f"<= {target:g}")}
+            "verdict": _verdict(step is not None and step <= target, measured, f"<= {target:.3g}")}
 
 
 # 2. less sensitive
@@ -233,14 +234,17 @@ def _sensitivity(runs, profile):
     result = {"shots": shots, "grid_size": len(points), "methods": spreads, "ratio": None,
               "measured": NOT_MEASURED, "verdict": NOT_MEASURED}
     auto, scratch = (spreads.get(m, {}).get("std") for m in ("auto", "scratch"))
-    if auto is None or not scratch:
+    if auto is None or scratch is None:
         return result
-    ratio = auto / scratch
-    measured = (f"std {_points(auto):.1f} vs {_points(scratch):.1f} points "
-                f"(ratio {ratio:.2f}) at K={shots}")
     target = TARGETS["sensitivity_ratio"]
+    if scratch > 0:
+        ratio = auto / scratch
+        ok, how = ratio <= target + _EPS, f"ratio {ratio:.2f}"
+    else:  # scratch never moved over the grid: only an equally flat auto matches it
+        ratio, ok, how = None, auto <= _EPS, "scratch's std is 0"
+    measured = f"std {_points(auto):.1f} vs {_points(scratch):.1f} points ({how}) at K={shots}"
     return {**result, "ratio": ratio, "measured": measured,
-            "verdict": _verdict(ratio <= target + _EPS, measured, f"<= {target:.2f}")}
+            "verdict": _verdict(ok, measured, f"<= {target:.2f}")}
 
 
 def _spread(runs, points):
@@ -358,7 +362,7 @@ def _cost(cost):
 def _claims(archs, steps):
     """The rows of the summary table: claim, target, and per arch measured and verdict."""
     t = TARGETS
-    step = f" (step <= {steps * t['step_fraction']:g} of {steps})" if steps else ""
+    step = f" (step <= {steps * t['step_fraction']:.3g} of {steps})" if steps else ""
     rows = [
         ("1. Converge faster",
          f"auto reaches {t['reach_fraction']:.0%} of scratch's final accuracy in <= "

@@ -166,15 +166,15 @@ class _Arch:
             learngene = condense(self.ancestry, self.bench.probe, n_layers=k, method=how,
                                  seed=seed)
             save_atomically(learngene, path)
-            if method in ("auto", "heur", "front", "back") and seed == 0:
-                self.bench.meta["condense"].setdefault(self.name, {})[method] = {
-                    "seconds": learngene.provenance["seconds"],
-                    "units": learngene.provenance["source_units"],
-                    "matrix": learngene.provenance.get("matrix"),
-                    "matches": learngene.provenance.get("matches"),
-                    "learngene_bytes": os.path.getsize(path),
-                    "learngene_params": learngene.count_params(),
-                }
+        if method in ("auto", "heur", "front", "back") and seed == 0:
+            self.bench.meta["condense"].setdefault(self.name, {})[method] = {
+                "seconds": learngene.provenance["seconds"],  # when it was condensed
+                "units": learngene.provenance["source_units"],
+                "matrix": learngene.provenance.get("matrix"),
+                "matches": learngene.provenance.get("matches"),
+                "learngene_bytes": os.path.getsize(path),
+                "learngene_params": learngene.count_params(),
+            }
         if method in ("auto", "heur"):
             units = self.bench.meta["condense"].setdefault(self.name, {}).setdefault(
                 f"{method}_units_by_seed", {})
@@ -387,12 +387,13 @@ class Bench:
             finished += 1
             self.say(_progress(total - len(todo) + finished, total, finished, len(todo),
                                time.perf_counter() - started, record))
-        for name, spec in p.ancestries.items():  # cost figures of archs with no run left
+        for name, spec in p.ancestries.items():  # what a run cut short may not have recorded
+            arch = archs.setdefault(name, _Arch(name, spec, self))
+            for method in {"auto", "heur", "front", "back"} & set(p.methods):
+                for seed in p.seeds:
+                    arch.learngene(method, seed)  # from the cache: nothing is recomputed
             if name not in self.meta["cost"]:
-                if not hasattr(self, "base"):
-                    self.load_data()
-                archs.setdefault(name, _Arch(name, spec, self))
-                self.meta["cost"][name] = _cost.measure(self, archs[name])
+                self.meta["cost"][name] = _cost.measure(self, arch)
         self.meta["finished"] = _now()
         self.meta["runs"] = {"planned": total, "done": len(load_records(self.out))}
         self.save_meta()
