@@ -380,7 +380,11 @@ def bench(profile, out, cache, data_path, report_only, as_json):
         path = klg_bench.run_bench(profile, out, cache=cache, data_path=data_path)
     summary = klg_bench.summarize(klg_bench.load_records(out), _read_json(
         os.path.join(out, "meta.json")))
-    _emit(as_json, {"report": path, "summary": summary}, f"report: {path}")
+    lines = [f"report: {path}"] + [
+        f"{row['claim']}: " + "; ".join(f"{arch}: {v['verdict']}"
+                                        for arch, v in row["archs"].items())
+        for row in summary["claims"]]
+    _emit(as_json, {"report": path, "summary": summary}, "\n".join(lines))
 
 
 def _read_json(path):

@@ -243,3 +243,14 @@ def test_cli_bench_report_only_needs_results(tmp_path):
     assert "holds no benchmark results" in result.output
 
 
+
+
+def test_cli_report_only_rewrites_the_report_and_prints_the_claims(bench_run):
+    out, _, _ = bench_run
+    (out / "report.md").unlink()
+    result = CliRunner().invoke(cli, ["bench", "--report-only", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == f"report: {out / 'report.md'}" and (out / "report.md").is_file()
+    claims = [line for line in lines[1:] if line[:2] in ("1.", "2.", "3.", "4.")]
+    assert len(claims) == 6 and all("vit: " in line for line in claims)
