@@ -175,6 +175,18 @@ def test_less_sensitive(summary):
         "holds: std 1.4 vs 7.1 points (ratio 0.20) at K=200, target <= 0.33")
 
 
+def test_less_sensitive_says_when_the_grid_is_partial():
+    records = [r for r in make_records()
+               if not (r["experiment"] == "sensitivity" and r["learning_rate"] == 1e-4)]
+    sens = _report.summarize(records, META)["archs"]["vit"]["sensitivity"]
+    assert sens["measured"].endswith(", only 6 of 8 grid points run")
+    flat = [dict(r, final_accuracy=0.7) if r["method"] == "scratch" and r["shots"] == 200
+            else r for r in make_records()]
+    sens = _report.summarize(flat, META)["archs"]["vit"]["sensitivity"]
+    assert sens["ratio"] is None and sens["verdict"].startswith("does not hold")
+    assert "scratch's std is 0" in sens["measured"]
+
+
 def test_cost_and_claims(summary):
     cost = summary["cost"]["vit"]
     assert cost["condense_epochs"] == pytest.approx(0.1)

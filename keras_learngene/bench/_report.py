@@ -243,6 +243,9 @@ def _sensitivity(runs, profile):
     else:  # scratch never moved over the grid: only an equally flat auto matches it
         ratio, ok, how = None, auto <= _EPS, "scratch's std is 0"
     measured = f"std {_points(auto):.1f} vs {_points(scratch):.1f} points ({how}) at K={shots}"
+    covered = min(len(spreads[m]["points"]) for m in ("auto", "scratch"))
+    if covered < len(points):  # an interrupted benchmark
+        measured += f", only {covered} of {len(points)} grid points run"
     return {**result, "ratio": ratio, "measured": measured,
             "verdict": _verdict(ok, measured, f"<= {target:.2f}")}
 
