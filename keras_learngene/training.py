@@ -139,6 +139,20 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.x))
 
 
+class _EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch (the first one includes tracing / compiling)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
 def train(
     model,
     x,
@@ -186,7 +200,8 @@ def train(
 
     Returns:
         A dict with the Keras `history`, `seconds` of training, the
-        training throughput `images_per_second` and where it ran: `backend`,
+        training throughput `images_per_second`, the wall time of each epoch
+        `epoch_seconds` (the first includes compiling) and where it ran: `backend`,
         `devices`, `distribution` and `precision` (the model's dtype policy).
 
     Raises:
@@ -241,12 +256,13 @@ def train(
             if replicas > 1:  # split over the devices like the training batches
                 validation_data = AugmentedBatches(x_val, y_val, num_classes, batch_size,
                                                    augment=False, multiple_of=replicas)
+        timer = _EpochTimer()
         start = time.perf_counter()
         history = model.fit(
             batches,
             epochs=epochs,
             validation_data=validation_data,
-            callbacks=callbacks,
+            callbacks=[timer] + list(callbacks or []),
             verbose=verbose,
         )
         seconds = time.perf_counter() - start
@@ -254,6 +270,7 @@ def train(
         "history": history.history,
         "seconds": seconds,
         "images_per_second": epochs * batches.examples / seconds,
+        "epoch_seconds": timer.seconds,
         **distribute.describe_devices(distribution),
         "precision": model.dtype_policy.name,
     }

@@ -70,6 +70,8 @@ def test_train_learns_far_beyond_chance(family):
     assert history["loss"][-1] < 0.7 * history["loss"][0]
     assert result["seconds"] > 0
     assert result["images_per_second"] == pytest.approx(epochs * len(x) / result["seconds"])
+    assert len(result["epoch_seconds"]) == epochs and all(t > 0 for t in result["epoch_seconds"])
+    assert sum(result["epoch_seconds"]) <= result["seconds"]
     assert result["backend"] == backend()
     # evaluate is plain top-1 accuracy of the logits
     predicted = np.argmax(model.predict(x_test, batch_size=1024, verbose=0), axis=-1)

@@ -113,8 +113,6 @@ def measure(bench, arch):
     descendant, _ = arch.descendant("auto", 0)
     path = os.path.join(bench.cache, f"descendant_{arch.name}_{arch.info['key']}_auto.keras")
     save_atomically(descendant, path, overwrite=True)
-    learngene_path = os.path.join(bench.cache, f"learngene_{arch.name}_{arch.info['key']}_"
-                                               f"auto_k{p.k}_seed0.keras")
     x, y = bench.base.x_train, bench.base.y_train
     steps = min(p.cost_steps, len(x) // 64)
     cost = {
@@ -122,7 +120,7 @@ def measure(bench, arch):
         "ancestry_epoch_images": len(x),
         "epoch_timed_steps": steps,
         "condense_seconds": learngene.provenance["seconds"],
-        "learngene_bytes": os.path.getsize(learngene_path),
+        "learngene_bytes": bench.meta["condense"][arch.name]["auto"]["learngene_bytes"],
         "learngene_params": learngene.count_params(),
         "descendant_bytes": os.path.getsize(path),
         "descendant_params": descendant.count_params(),

@@ -366,8 +366,9 @@ class Bench:
         if records:  # rewrite without a record an interrupted write left truncated
             _write_lines(self.runs_path, [json.dumps(record) for record in records])
         done = {record["run_id"] for record in records}
-        todo = [run for run in plan_runs(p) if run["run_id"] not in done]
-        total = len(plan_runs(p))
+        planned = plan_runs(p)
+        todo = [run for run in planned if run["run_id"] not in done]
+        total = len(planned)
         self.say(f"benchmark {p.name!r}: {total} runs, {total - len(todo)} already done, "
                  f"{len(todo)} to go; backend {keras.backend.backend()}; out {self.out}")
         archs, compiled, started, finished = {}, {}, time.perf_counter(), 0
