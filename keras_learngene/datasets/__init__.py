@@ -5,11 +5,29 @@
   or Debian's `/usr/share/datasets/fashion-mnist/` (`apt-get install dataset-fashion-mnist`).
 - `load_embedded`: a class-balanced 6,500-image subset of it shipped in the package.
 - `load_digits`: scikit-learn's 8x8 digits (optional dependency).
+- `load_glyphs`: characters rendered from the installed fonts, one class per character,
+  grouped by script, split into train and test by font family (needs Pillow and fonts:
+  `apt-get install fonts-noto-core fonts-dejavu-core`).
+- `load_cifar100`, `cifar_fs_classes`: CIFAR-100 from a local copy (never downloaded) and
+  its CIFAR-FS split (64 base / 16 val / 20 novel classes).
+- `sample_episodes`: N-way K-shot tasks drawn from a pool of (novel) classes.
+- `load_image_folder`, `load_npz`, `load_data`: users' own images, from a folder with one
+  sub-folder per class (read with Pillow) or an `.npz` file, as a `Task`.
 - `load_task`, `class_split`, `sample_shots`, `to_float_images`, `Task`: base / novel class
   splits and K-shot tasks, sampled in pure numpy so every backend sees the same images.
 """
 
+from keras_learngene.datasets._cifar import (
+    CIFAR100_CLASSES,
+    CIFAR_FS_BASE,
+    CIFAR_FS_NOVEL,
+    CIFAR_FS_VAL,
+    cifar_fs_classes,
+    find_cifar100,
+    load_cifar100,
+)
 from keras_learngene.datasets._digits import load_digits
+from keras_learngene.datasets._episodes import sample_episodes
 from keras_learngene.datasets._fashion_mnist import (
     BASE_CLASSES,
     DATA_DIR_ENV,
@@ -22,6 +40,25 @@ from keras_learngene.datasets._fashion_mnist import (
     load_embedded,
     load_fashion_mnist,
 )
+from keras_learngene.datasets._files import (
+    fit_images,
+    load_data,
+    load_image_folder,
+    load_npz,
+    parse_image_size,
+)
+from keras_learngene.datasets._glyphs import (
+    NUM_SPLITS,
+    SCRIPT_NAMES,
+    SCRIPTS,
+    GlyphData,
+    GlyphsNotFoundError,
+    Typeface,
+    find_fonts,
+    glyphs_cache_dir,
+    load_glyphs,
+    render_glyphs,
+)
 from keras_learngene.datasets._tasks import (
     DATASETS,
     Task,
@@ -33,6 +70,10 @@ from keras_learngene.datasets._tasks import (
 
 __all__ = [
     "BASE_CLASSES",
+    "CIFAR100_CLASSES",
+    "CIFAR_FS_BASE",
+    "CIFAR_FS_NOVEL",
+    "CIFAR_FS_VAL",
     "DATASETS",
     "DATA_DIR_ENV",
     "FASHION_MNIST_CLASSES",
@@ -43,10 +84,15 @@ __all__ = [
     "Task",
     "class_split",
     "find_fashion_mnist",
+    "fit_images",
     "load_digits",
+    "load_data",
     "load_embedded",
     "load_fashion_mnist",
+    "load_image_folder",
+    "load_npz",
     "load_task",
+    "parse_image_size",
     "sample_shots",
     "to_float_images",
 ]

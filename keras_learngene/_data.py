@@ -1,0 +1,334 @@
+"""Users' data in every place data goes.
+
+The library's functions take labelled image data in any of these kinds:
+
+- NumPy arrays, as a tuple `(x, y)` (or anything with a shape that
+  `np.asarray` converts: JAX / PyTorch / TensorFlow tensors);
+- a `tf.data.Dataset` of `(x, y)` batches or of single `(x, y)` examples;
+- a `keras.utils.PyDataset` of `(x, y)` batches;
+- a Python generator or other iterable of `(x, y)` batches (a list of
+  batches, a PyTorch `DataLoader`, ...).
+
+`iter_batches` streams any of them as numpy `(x, y)` batches, and
+`to_arrays` collects them (or their first `limit` examples) into two arrays.
+Either way `y` comes back as 1-D int64 labels (one-hot labels are converted
+with `argmax`) and uint8 images as float32 in `[0, 1]`, as the library's own
+loaders give them. TensorFlow is never imported here: a `tf.data.Dataset` is
+recognised by its type's module and its `as_numpy_iterator` method.
+"""
+
+import itertools
+
+import numpy as np
+
+_KINDS = (
+    "a tuple (x, y) of arrays, a tf.data.Dataset or keras.utils.PyDataset of (x, y) batches, "
+    "or a generator / iterable of (x, y) batches"
+)
+
+
+def _has_shape(obj):
+    return isinstance(obj, np.ndarray) or (hasattr(obj, "shape") and hasattr(obj, "__len__"))
+
+
+def _is_arrays(data):
+    """`(x, y)` of two array-likes of the same length."""
+    return (isinstance(data, tuple | list) and len(data) == 2
+            and all(_has_shape(a) and not isinstance(a, tuple | list) for a in data))
+
+
+def _is_tf_dataset(data):
+    module = type(data).__module__ or ""
+    return module.startswith("tensorflow") and hasattr(data, "as_numpy_iterator")
+
+
+def _is_py_dataset(data):
+    try:
+        from keras.utils import PyDataset
+    except ImportError:  # pragma: no cover - keras is a dependency
+        return False
+    return isinstance(data, PyDataset)
+
+
+def kind_of(data, name="data"):
+    """The kind of `data`: `"arrays"`, `"tf.data"`, `"py_dataset"` or
+    `"iterable"`; raises `TypeError` for anything else (naming it `name`)."""
+    if _is_arrays(data):
+        return "arrays"
+    if _is_tf_dataset(data):
+        return "tf.data"
+    if _is_py_dataset(data):
+        return "py_dataset"
+    if _has_shape(data):  # images without labels
+        raise ValueError(_unlabelled_or_unknown(data, name))
+    if isinstance(data, str | bytes | dict):
+        raise TypeError(_unlabelled_or_unknown(data, name))
+    if hasattr(data, "__iter__") or hasattr(data, "__next__"):
+        return "iterable"
+    raise TypeError(_unlabelled_or_unknown(data, name))
+
+
+def _unlabelled_or_unknown(data, name="data"):
+    if _has_shape(data):
+        return (f"{name} is a single array of shape {tuple(data.shape)}: labelled data is "
+                f"needed. Pass {name}=(x, y), or {_KINDS}.")
+    return f"{name} must be {_KINDS}; got {type(data).__name__}."
+
+
+def _labels(y, name):
+    """1-D int64 labels from int labels or one-hot rows."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    elif y.ndim == 2:
+        y = np.argmax(y, axis=-1)
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name}: labels must be 1-D ints or 2-D one-hot rows, got labels of shape "
+            f"{tuple(y.shape)}."
+        )
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise ValueError(f"{name}: labels must be whole numbers, got {y[:5].tolist()}...")
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"{name}: labels must be integers, got dtype {y.dtype}.")
+    return y.astype("int64")
+
+
+def _images(x, name, x_rank):
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        x = x.astype("float32") / np.float32(255)
+    elif x.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: images must be numbers, got dtype {x.dtype}.")
+    if x_rank is not None and x.ndim != x_rank + 1:
+        raise ValueError(
+            f"{name}: a batch of images must have rank {x_rank + 1} (batch, "
+            f"{'x'.join(['...'] * x_rank)}), the model's inputs with a batch axis; got a "
+            f"batch of shape {tuple(x.shape)}."
+        )
+    if x.ndim < 2:
+        raise ValueError(f"{name}: a batch of images needs a batch axis, got shape {x.shape}.")
+    return x
+
+
+def _split_element(element, name):
+    """`(x, y)` of one element a data source yields."""
+    if isinstance(element, dict) or not isinstance(element, tuple | list):
+        shape = getattr(element, "shape", None)
+        what = f"an array of shape {tuple(shape)}" if shape is not None else \
+            type(element).__name__
+        raise ValueError(
+            f"{name} yields {what}, not (x, y) pairs: labelled data is needed (a "
+            "tf.data.Dataset of images only, for instance, has no labels; build it from "
+            "(images, labels), or use image_dataset_from_directory's default labels)."
+        )
+    if len(element) == 3:
+        raise ValueError(
+            f"{name} yields (x, y, sample_weight) triples; sample weights are not used here, "
+            "so yield (x, y) pairs."
+        )
+    if len(element) != 2:
+        raise ValueError(f"{name} yields tuples of {len(element)} items, not (x, y) pairs.")
+    return element
+
+
+def _batch(element, name, x_rank, batched):
+    """`(x, y, is_batch)` from a yielded element: a numpy batch, and whether
+    the element was a batch (True) or one example (False, given a batch
+    axis). `batched` says what the source yields, or None for unknown (then
+    the shapes decide: a scalar label, or a one-hot row whose length is not
+    the number of images, is one example)."""
+    x, y = _split_element(element, name)
+    x, y = np.asarray(x), np.asarray(y)
+    if batched is None:
+        if x_rank is not None:
+            batched = x.ndim != x_rank
+        else:
+            batched = not (y.ndim == 0 or (y.ndim == 1 and x.ndim >= 1 and len(x) != len(y)))
+    if not batched:
+        x, y = x[None], y[None]
+    x, y = _images(x, name, x_rank), _labels(y, name)
+    if len(x) != len(y):
+        raise ValueError(
+            f"{name} yields a batch of {len(x)} images with {len(y)} labels; they must match."
+        )
+    return x, y, batched
+
+
+def _tf_batched(data):
+    """Whether a tf.data.Dataset yields batches, from its element spec:
+    `None` (unknown) unless the label spec is a scalar (single examples)."""
+    spec = getattr(data, "element_spec", None)
+    if isinstance(spec, tuple | list) and len(spec) == 2:
+        shape = getattr(spec[1], "shape", None)
+        if shape is not None and len(shape) == 0:
+            return False
+        x_shape = getattr(spec[0], "shape", None)
+        if x_shape is not None and len(x_shape) and x_shape[0] is None:
+            return True
+    return None
+
+
+def _tf_infinite(data):
+    try:
+        return int(data.cardinality()) == -1  # tf.data.INFINITE_CARDINALITY
+    except Exception:  # noqa: BLE001 - not a dataset after all
+        return False
+
+
+def _raw_elements(data, name):
+    """`(elements, batched)`: an iterator over what `data` yields."""
+    kind = kind_of(data, name)
+    if kind == "tf.data":
+        return data.as_numpy_iterator(), _tf_batched(data)
+    if kind == "py_dataset":
+        count = getattr(data, "num_batches", None)
+        if count is None and hasattr(data, "__len__"):
+            count = len(data)
+        indices = range(count) if count is not None else itertools.count()
+        return (data[i] for i in indices), True
+    return iter(data), None
+
+
+def iter_batches(data, batch_size=256, *, x_rank=None, name="data"):
+    """Streams `data` as numpy `(x, y)` batches.
+
+    Args:
+        data: any of the kinds in this module's docstring.
+        batch_size: batch size for arrays and for sources of single examples;
+            sources of batches are passed on batch by batch as they come.
+        x_rank: the rank of one example (3 for `(H, W, C)` images); given,
+            batches of another rank are refused, and a source yielding
+            examples of that rank is batched.
+        name: the argument's name, for error messages.
+
+    Yields:
+        `(x, y)`: float images (uint8 scaled to `[0, 1]`) and int64 labels.
+
+    Raises:
+        TypeError: `data` is none of the kinds.
+        ValueError: unlabelled data (a single array, or a source yielding
+            images only), mis-shaped elements, or no example at all.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size!r}.")
+    if kind_of(data, name) == "arrays":
+        x, y = data
+        if len(x) != len(y):
+            raise ValueError(f"{name}: x has {len(x)} examples but y has {len(y)}.")
+        if not len(x):
+            raise ValueError(f"{name} is empty: it holds no examples.")
+        x = np.asarray(x)
+        _images(x[:1], name, x_rank)
+        _labels(np.asarray(y)[:1], name)
+        for start in range(0, len(x), batch_size):
+            yield (_images(x[start:start + batch_size], name, x_rank),
+                   _labels(np.asarray(y[start:start + batch_size]), name))
+        return
+    elements, batched = _raw_elements(data, name)
+    pending, count = [], 0
+    for element in elements:
+        x, y, is_batch = _batch(element, name, x_rank, batched)
+        count += len(x)
+        if not is_batch:  # single examples: gather them into batches
+            pending.append((x, y))
+            if len(pending) == batch_size:
+                yield _concat(pending)
+                pending = []
+            continue
+        if not len(x):
+            continue
+        if pending:
+            yield _concat(pending)
+            pending = []
+        yield x, y
+    if pending:
+        yield _concat(pending)
+    if not count:
+        raise ValueError(f"{name} is empty: it yielded no examples.")
+
+
+def _concat(batches):
+    return (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
+
+
+def to_arrays(data, limit=None, *, x_rank=None, name="data"):
+    """Collects `data` (or its first `limit` examples) into numpy arrays.
+
+    A finite data set is needed when `limit` is None: an infinite
+    `tf.data.Dataset` (`.repeat()`) or `PyDataset` is refused; a generator
+    that never ends cannot be detected and is read until memory runs out.
+
+    Args:
+        data: any of the kinds in this module's docstring.
+        limit: the most examples to collect; None for all of them.
+        x_rank: the rank of one example (see `iter_batches`).
+        name: the argument's name, for error messages.
+
+    Returns:
+        `(x, y)`: float images (uint8 scaled to `[0, 1]`) and int64 labels.
+
+    Raises:
+        TypeError: `data` is none of the kinds.
+        ValueError: unlabelled, mis-shaped, empty or infinite data.
+
+    Example:
+    ```python
+    x, y = to_arrays(tf.data.Dataset.from_tensor_slices((images, labels)).batch(32))
+    ```
+    """
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}.")
+    if limit is None:
+        if _is_tf_dataset(data) and _tf_infinite(data):
+            raise ValueError(f"{name} is an infinite tf.data.Dataset (repeated); pass a "
+                             "finite one, e.g. without .repeat() or with .take(n).")
+        if _is_py_dataset(data) and getattr(data, "num_batches", 0) is None:
+            raise ValueError(f"{name} is a PyDataset without a length (num_batches is None); "
+                             "give it a __len__ so that it ends.")
+    if _is_arrays(data):
+        x, y = data
+        if len(x) != len(y):
+            raise ValueError(f"{name}: x has {len(x)} examples but y has {len(y)}.")
+        if not len(x):
+            raise ValueError(f"{name} is empty: it holds no examples.")
+        stop = len(x) if limit is None else min(limit, len(x))
+        return _images(np.asarray(x[:stop]), name, x_rank), _labels(np.asarray(y[:stop]), name)
+    xs, ys, count = [], [], 0
+    for x, y in iter_batches(data, batch_size=256 if limit is None else min(limit, 256),
+                             x_rank=x_rank, name=name):
+        if limit is not None and count + len(x) > limit:
+            x, y = x[:limit - count], y[:limit - count]
+        xs.append(x)
+        ys.append(y)
+        count += len(x)
+        if limit is not None and count >= limit:
+            break
+    shapes = {tuple(x.shape[1:]) for x in xs}
+    if len(shapes) > 1:
+        raise ValueError(f"{name} yields images of different shapes: {sorted(shapes)}.")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def resolve(x, y=None, *, x_rank=None, name="x"):
+    """`(x, y)` arrays for a function taking `x, y=None`: `x` and `y` as
+    they are when `y` is given, otherwise `to_arrays(x)`."""
+    if y is not None:
+        return x, y
+    return to_arrays(x, x_rank=x_rank, name=name)
+
+
+def is_arrays(data):
+    """Whether `data` is a tuple `(x, y)` of two arrays."""
+    return _is_arrays(data)
+
+
+def example_rank(model):
+    """The rank of one input example of `model` (3 for `(H, W, C)` images),
+    or None when it has several inputs or is not built."""
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        return None
+    return len(shape) - 1 if isinstance(shape, tuple) else None
