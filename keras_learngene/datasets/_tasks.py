@@ -9,9 +9,9 @@ import operator
 
 import numpy as np
 
-from keras_learngene.datasets import _digits, _fashion_mnist
+from keras_learngene.datasets import _cifar, _digits, _fashion_mnist, _glyphs
 
-DATASETS = ("fashion_mnist", "embedded", "digits")
+DATASETS = ("fashion_mnist", "embedded", "digits", "glyphs", "cifar_fs")
 
 
 def _check_classes(classes, y):
@@ -180,40 +180,71 @@ class Task:
         )
 
 
-def _load(dataset, path):
-    if path is not None and dataset != "fashion_mnist":
-        raise ValueError(f"path= is only used by dataset='fashion_mnist', not {dataset!r}.")
+def _load(dataset, path, split, options):
+    """`(((x_train, y_train), (x_test, y_test)), class_names, named class sets)`."""
+    if path is not None and dataset not in ("fashion_mnist", "cifar_fs"):
+        raise ValueError(
+            f"path= is only used by dataset='fashion_mnist' or 'cifar_fs', not {dataset!r}."
+        )
+    if options and dataset != "glyphs":
+        raise TypeError(f"Options {sorted(options)} are only used by dataset='glyphs'.")
+    if split != 0 and dataset != "glyphs":
+        raise ValueError(f"split= is only used by dataset='glyphs', not {dataset!r}.")
+    fashion_sets = dict(base=_fashion_mnist.BASE_CLASSES, novel=_fashion_mnist.NOVEL_CLASSES)
     if dataset == "fashion_mnist":
-        return _fashion_mnist.load_fashion_mnist(path), _fashion_mnist.FASHION_MNIST_CLASSES
+        data = _fashion_mnist.load_fashion_mnist(path)
+        return data, _fashion_mnist.FASHION_MNIST_CLASSES, fashion_sets
     if dataset == "embedded":
-        return _fashion_mnist.load_embedded(), _fashion_mnist.FASHION_MNIST_CLASSES
-    return _digits.load_digits(), tuple(str(d) for d in range(10))
+        return _fashion_mnist.load_embedded(), _fashion_mnist.FASHION_MNIST_CLASSES, fashion_sets
+    if dataset == "glyphs":
+        glyphs = _glyphs.load_glyphs(**options)
+        data = (glyphs.x_train, glyphs.y_train), (glyphs.x_test, glyphs.y_test)
+        sets = dict(base=glyphs.base_classes(split), novel=glyphs.novel_classes(split))
+        for script in glyphs.scripts:
+            sets[f"script:{script}"] = glyphs.classes_of(script)
+        return data, glyphs.class_names, sets
+    if dataset == "cifar_fs":
+        data, names = _cifar.load_cifar100(path)
+        return data, names, _cifar.cifar_fs_classes(names)
+    return _digits.load_digits(), tuple(str(d) for d in range(10)), {}
 
 
-def load_task(dataset="fashion_mnist", classes=None, shots=None, seed=0, path=None):
+def load_task(
+    dataset="fashion_mnist", classes=None, shots=None, seed=0, path=None, split=0, **options
+):
     """Builds a task: some classes of a data set, optionally K training images per class.
 
     Args:
         dataset: one of `DATASETS`: `"fashion_mnist"` (the full data, see
-            `load_fashion_mnist`), `"embedded"` (the subset shipped in the package) or
-            `"digits"` (scikit-learn's 8x8 digits, needs scikit-learn).
-        classes: a sequence of original labels, or `"base"` (`BASE_CLASSES`), `"novel"`
-            (`NOVEL_CLASSES`) or `"all"`; None means all. `"base"` and `"novel"` apply to the
-            Fashion-MNIST data sets only. Labels are renumbered `0..len(classes) - 1` in
-            this order.
+            `load_fashion_mnist`), `"embedded"` (the subset shipped in the package),
+            `"digits"` (scikit-learn's 8x8 digits, needs scikit-learn), `"glyphs"`
+            (characters rendered from the installed fonts, see `load_glyphs`; needs Pillow)
+            or `"cifar_fs"` (CIFAR-100 from a local copy with the CIFAR-FS split, see
+            `load_cifar100`).
+        classes: a sequence of original labels, or a name: `"all"` for every class (also
+            None); `"base"` and `"novel"` for the Fashion-MNIST data sets (`BASE_CLASSES`,
+            `NOVEL_CLASSES`), for glyphs (the scripts outside and inside fold `split`) and
+            for CIFAR-FS (64 and 20 classes), `"val"` for CIFAR-FS (16 classes) and
+            `"script:<name>"` for the classes of one glyph script. Labels are renumbered
+            `0..len(classes) - 1` in this order.
         shots: None keeps every training image of those classes; an int K keeps K per class,
             drawn by `sample_shots` with `seed`. The test set always keeps all test images
-            of those classes.
+            of those classes (for glyphs: the images in the held-out font families).
         seed: seed of the K-shot draw (unused when `shots` is None).
-        path: folder of the IDX files for `"fashion_mnist"`; see `find_fashion_mnist`.
+        path: folder of the IDX files for `"fashion_mnist"` (see `find_fashion_mnist`) or of
+            CIFAR-100 for `"cifar_fs"` (see `find_cifar100`).
+        split: which glyph scripts are novel, `0..NUM_SPLITS - 1` (glyphs only).
+        **options: passed to `load_glyphs` (glyphs only), e.g. `scripts=[...]`.
 
     Returns:
         A `Task` with float32 NHWC images in `[0, 1]` and int64 labels.
 
     Raises:
         ValueError: for an unknown dataset or class name, invalid classes or shots.
-        DataNotFoundError: if `"fashion_mnist"` files are not found.
-        ImportError: if `"digits"` is asked for without scikit-learn installed.
+        DataNotFoundError: if the files of `"fashion_mnist"` or `"cifar_fs"`, or the fonts
+            of `"glyphs"`, are not found.
+        ImportError: if `"digits"` is asked for without scikit-learn, or `"glyphs"` without
+            Pillow.
 
     Example:
 
@@ -224,23 +255,28 @@ classes=('T-shirt/top', 'Pullover', 'Coat', 'Shirt'))
     """
     if dataset not in DATASETS:
         raise ValueError(f"Unknown dataset {dataset!r}; valid names: {', '.join(DATASETS)}.")
-    named = {"all": tuple(range(10))}
-    if dataset in ("fashion_mnist", "embedded"):
-        named.update(base=_fashion_mnist.BASE_CLASSES, novel=_fashion_mnist.NOVEL_CLASSES)
+    ((x_train, y_train), (x_test, y_test)), names, sets = _load(dataset, path, split, options)
+    named = {"all": tuple(range(len(names))), **sets}
     label = "all" if classes is None else classes
     if isinstance(label, str):
         if label not in named:
+            valid = [n for n in named if not n.startswith("script:")]
+            if any(n.startswith("script:") for n in named):
+                valid.append("script:<name>")
             raise ValueError(
                 f"Unknown classes={label!r} for dataset {dataset!r}; valid names: "
-                f"{', '.join(named)}, or a sequence of labels."
+                f"{', '.join(valid)}, or a sequence of labels."
             )
         classes = named[label]
+        if not classes:
+            raise ValueError(f"classes={label!r} of dataset {dataset!r} holds no class.")
     else:
         label = "-".join(str(c) for c in classes)
-    ((x_train, y_train), (x_test, y_test)), names = _load(dataset, path)
     x_train, y_train = class_split(x_train, y_train, classes)
     x_test, y_test = class_split(x_test, y_test, classes)
     name = f"{dataset}/{label}"
+    if dataset == "glyphs" and split != 0:
+        name += f"/split={split}"
     if shots is not None:
         keep = sample_shots(y_train, shots, seed)
         x_train, y_train = x_train[keep], y_train[keep]
