@@ -137,15 +137,16 @@ def _batch(element, name, x_rank, batched):
     """`(x, y, is_batch)` from a yielded element: a numpy batch, and whether
     the element was a batch (True) or one example (False, given a batch
     axis). `batched` says what the source yields, or None for unknown (then
-    the shapes decide: a scalar label, or a one-hot row whose length is not
-    the number of images, is one example)."""
+    the shapes decide: an element with a scalar label is one example, and so
+    is, given `x_rank`, an `x` of that rank whose labels are not one per row:
+    a one-hot label)."""
     x, y = _split_element(element, name)
     x, y = np.asarray(x), np.asarray(y)
     if batched is None:
-        if x_rank is not None:
-            batched = x.ndim != x_rank
-        else:
-            batched = not (y.ndim == 0 or (y.ndim == 1 and x.ndim >= 1 and len(x) != len(y)))
+        if x_rank is not None:  # one example: its rank, and no label per row of it
+            batched = not (x.ndim == x_rank and (y.ndim == 0 or len(y) != len(x)))
+        else:  # without x_rank, only a scalar label says "one example"
+            batched = y.ndim != 0
     if not batched:
         x, y = x[None], y[None]
     x, y = _images(x, name, x_rank), _labels(y, name)
