@@ -3,15 +3,30 @@
 AdamW with linear warm-up and cosine decay, label smoothing, light
 augmentation with Keras' own preprocessing layers (random translation and
 horizontal flip), fixed seeds. Models output logits.
+
+Training fails loudly: `train` checks its data (`keras_learngene._checks`) and
+always runs a `DivergenceGuard`, so a diverged run (a NaN / inf loss or
+weights) raises `TrainingDivergedError` instead of returning a NaN history.
 """
 
 import math
+import threading
 import time
 
 import keras
 import numpy as np
 
 from keras_learngene import distribute
+from keras_learngene._checks import check_dataset
+
+__all__ = [
+    "AugmentedBatches",
+    "DivergenceGuard",
+    "TrainingDivergedError",
+    "compile_model",
+    "evaluate",
+    "train",
+]
 
 # Passed to `Model.compile(jit_compile=...)` when `train` gets none: "auto"
 # lets Keras compile with XLA where it can. Compilation dominates tiny runs
@@ -153,6 +168,147 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+class TrainingDivergedError(RuntimeError):
+    """Training diverged: the loss or the weights became NaN / inf.
+
+    Raised by `train` (and by anything that calls `DivergenceGuard.check`)
+    after `fit` stopped. The model's weights are left as they were when
+    training stopped (not restored): they may hold NaN / inf, so do not save
+    or use the model; build or load it again and retrain.
+
+    Attributes:
+        epoch: the epoch (0-based) where it was noticed.
+        step: the batch (0-based, within `epoch`) where it was noticed, or
+            `None` when only the final weights were found non-finite.
+        loss: the non-finite loss (`None` when the weights were the problem).
+        last_finite_loss: the last finite loss Keras reported before (its
+            running mean over the epoch), or `None` if there was none.
+        bad_weights: paths of the non-finite weights (may be empty).
+    """
+
+    def __init__(self, message, *, epoch=None, step=None, loss=None, last_finite_loss=None,
+                 bad_weights=()):
+        super().__init__(message)
+        self.epoch, self.step, self.loss = epoch, step, loss
+        self.last_finite_loss = last_finite_loss
+        self.bad_weights = list(bad_weights)
+
+
+def _finite_value(value):
+    """Whether a number or array holds only finite values (one reduction)."""
+    value = np.asarray(value)
+    if value.dtype.kind != "f":
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(value, dtype=np.float64))) or bool(
+            np.isfinite(value).all())
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops `fit` when the loss becomes NaN / inf; `check()` then raises.
+
+    After every batch it reads the loss Keras reports; the first non-finite
+    one sets `model.stop_training`. At the end of training it also checks that
+    every weight is finite. `check()` (call it after `fit` returns) raises
+    `TrainingDivergedError` if either went wrong. `train` always adds one;
+    any loop of the library that calls `model.fit` itself adds one too:
+
+    ```python
+    guard = DivergenceGuard(learning_rate=1e-3)
+    model.fit(batches, epochs=1, callbacks=[guard, ...])
+    guard.check()  # raises TrainingDivergedError
+    ```
+
+    It only reads the logs and sets a flag, so Keras may run it off the main
+    thread (`async_safe`), and the loss values do not stall the device.
+
+    Args:
+        learning_rate: the peak learning rate, quoted in the message.
+        stop: stop training at the first non-finite loss (default). With
+            `False` training runs on, and `check()` / `error` still report it.
+        check_weights: check the weights at the end of training.
+    """
+
+    async_safe = True
+
+    def __init__(self, learning_rate=None, stop=True, check_weights=True):
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.stop = stop
+        self.check_weights = check_weights
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self):
+        self._epoch = 0
+        self._bad = None  # ((epoch, batch), loss) of the first non-finite loss
+        self._finite = None  # ((epoch, batch), loss) of the last finite one before it
+        self._bad_weights = []
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(np.asarray(loss, dtype=np.float64).sum())
+        at = (self._epoch, batch)
+        with self._lock:  # batches may be reported out of order (async dispatch)
+            if np.isfinite(loss):
+                if (self._finite is None or at > self._finite[0]) and (
+                        self._bad is None or at < self._bad[0]):
+                    self._finite = (at, loss)
+            elif self._bad is None or at < self._bad[0]:
+                self._bad = (at, loss)
+                if self.stop and self.model is not None:
+                    self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.check_weights and self.model is not None:
+            self._bad_weights = [w.path for w in self.model.weights
+                                 if not _finite_value(keras.ops.convert_to_numpy(w))]
+
+    @property
+    def error(self):
+        """The `TrainingDivergedError` to raise, or `None` if training was sound."""
+        if self._bad is None and not self._bad_weights:
+            return None
+        last = None if self._finite is None else self._finite[1]
+        last_text = "none" if last is None else f"{last:.6g}"
+        lr = "" if self.learning_rate is None else f" (it was {self.learning_rate:g})"
+        if self._bad is not None:
+            (epoch, step), loss = self._bad
+            what = (f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} "
+                    f"(last finite loss: {last_text})")
+        else:
+            epoch = self._epoch
+            step = loss = None
+            what = f"the weights became NaN/inf by the end of epoch {epoch + 1}"
+        if self._bad_weights:
+            shown = ", ".join(self._bad_weights[:3])
+            more = len(self._bad_weights) - 3
+            what += (f"; {len(self._bad_weights)} weight(s) hold NaN/inf ({shown}"
+                     f"{f', and {more} more' if more > 0 else ''})")
+        message = (
+            f"Training diverged: {what}. Lower the learning rate{lr}, check the inputs for "
+            "NaN/inf, and check the labels. The model's weights were left as they were when "
+            "training stopped (they may be NaN/inf): do not save this model; rebuild or "
+            "reload it before training again."
+        )
+        return TrainingDivergedError(message, epoch=epoch, step=step, loss=loss,
+                                     last_finite_loss=last, bad_weights=self._bad_weights)
+
+    def check(self):
+        """Raises `TrainingDivergedError` if training diverged; call after `fit`."""
+        error = self.error
+        if error is not None:
+            raise error
+
+
 def train(
     model,
     x,
@@ -205,9 +361,14 @@ def train(
         `devices`, `distribution` and `precision` (the model's dtype policy).
 
     Raises:
-        ValueError: mismatched `x` / `y`, labels out of range, a model not
-            built under `distribution` / `mixed_precision`, a batch size the
-            devices do not divide, or a distribution on a backend other than JAX.
+        TrainingDivergedError: the loss or the weights became NaN / inf
+            (training stops at the first non-finite loss). The model's weights
+            are left as they were then, possibly NaN: do not save it.
+        ValueError: NaN / inf images, labels that are not integers in
+            `[0, num_classes)`, mismatched `x` / `y`, images of the wrong rank
+            or shape, a model not built under `distribution` /
+            `mixed_precision`, a batch size the devices do not divide, or a
+            distribution on a backend other than JAX.
 
     Example:
     ```python
@@ -217,14 +378,7 @@ def train(
     ```
     """
     num_classes = model.output_shape[-1]
-    y = np.asarray(y)
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} examples but y has {len(y)}; they must match.")
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(
-            f"Labels must be in [0, {num_classes}) for a model with {num_classes} outputs; "
-            f"got labels from {y.min()} to {y.max()}."
-        )
+    x, y = check_dataset(x, y, num_classes, input_shape=_input_shape(model))
     precision = distribute.precision_policy(mixed_precision)
     explicit = distribution is not None
     distribution = distribute.make_distribution(distribution) if explicit else \
@@ -251,21 +405,25 @@ def train(
             label_smoothing=label_smoothing,
         )
         if validation_data is not None:
-            x_val, y_val = validation_data
+            x_val, y_val = check_dataset(
+                *validation_data, num_classes, where=("validation_data[0]", "validation_data[1]"),
+                input_shape=_input_shape(model))
             validation_data = (x_val, keras.utils.to_categorical(y_val, num_classes))
             if replicas > 1:  # split over the devices like the training batches
                 validation_data = AugmentedBatches(x_val, y_val, num_classes, batch_size,
                                                    augment=False, multiple_of=replicas)
         timer = _EpochTimer()
+        guard = DivergenceGuard(learning_rate=learning_rate)
         start = time.perf_counter()
         history = model.fit(
             batches,
             epochs=epochs,
             validation_data=validation_data,
-            callbacks=[timer] + list(callbacks or []),
+            callbacks=[timer, guard] + list(callbacks or []),
             verbose=verbose,
         )
         seconds = time.perf_counter() - start
+    guard.check()
     return {
         "history": history.history,
         "seconds": seconds,
@@ -288,6 +446,21 @@ def evaluate(model, x, y, batch_size=1024):
 
     Returns:
         Accuracy in [0, 1] as a float.
+
+    Raises:
+        ValueError: as `train` for `x` and `y`.
     """
+    shape = model.output_shape
+    num_classes = shape[-1] if isinstance(shape, tuple) else None
+    x, y = check_dataset(x, y, num_classes, input_shape=_input_shape(model))
     logits = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(y)))
+    return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+
+def _input_shape(model):
+    """The model's input shape `(None, ...)`, or `None` if it has several inputs."""
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):  # a subclassed model that was never built
+        return None
+    return shape if isinstance(shape, tuple) else None

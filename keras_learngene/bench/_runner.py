@@ -336,9 +336,15 @@ class Bench:
         batches = training.AugmentedBatches(x, y, self.classes, run["batch_size"],
                                             seed=run["seed"], steps=p.steps)
         checkpoints = _Checkpoints(p.checkpoints, self.novel.x_test, self.novel.y_test)
+        # A run that diverges (NaN loss) is a result of the sensitivity grid, not a crash:
+        # it trains on (so every checkpoint is evaluated), is recorded and reported.
+        guard = training.DivergenceGuard(learning_rate=run["learning_rate"], stop=False)
         start = time.perf_counter()
-        model.fit(batches, epochs=1, callbacks=[checkpoints], verbose=0)
+        model.fit(batches, epochs=1, callbacks=[checkpoints, guard], verbose=0)
         seconds = time.perf_counter() - start - checkpoints.seconds
+        diverged = guard.error
+        if diverged is not None:
+            self.say(f"{run['run_id']}: {diverged}")
         return {
             **run,
             "steps": p.steps,
@@ -354,6 +360,9 @@ class Bench:
             "train_examples": len(x),
             "test_examples": len(self.novel.y_test),
             "backend": keras.backend.backend(),
+            "diverged": None if diverged is None else {
+                "step": None if diverged.step is None else diverged.step + 1,
+                "last_finite_loss": diverged.last_finite_loss},
         }
 
     def run(self, report=True):
