@@ -7,6 +7,7 @@ learngene unit's features. It saves as a normal `.keras` file that
 mode stays on), and its provenance travels in the model config.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -14,6 +15,8 @@ import tempfile
 
 import keras
 import numpy as np
+
+from keras_learngene._io import load_keras
 
 _PACKAGE = "keras_learngene"
 
@@ -104,32 +107,47 @@ class Learngene(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
-    def save(self, filepath, overwrite=False):
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """Writes the learngene to a `.keras` file, atomically.
 
-        The file is written next to its destination under a temporary name,
-        then renamed, so a failure never leaves a partial file.
+        Takes the signature of Keras' own `Model.save`, so Keras callbacks
+        (`ModelCheckpoint`) and user code call it the same way. The file is
+        written next to its destination under a temporary name, then renamed,
+        so a failure (a full disk, an interrupt) never leaves a partial file
+        and keeps any existing one intact.
 
         Args:
             filepath: destination, ending in `.keras`.
-            overwrite: replace an existing file (default: refuse).
+            overwrite: replace an existing file (default, as in Keras); with
+                `False` an existing file is an error (Keras would prompt).
+            zipped: `None` or `True`: a zipped `.keras` archive. `False`
+                (Keras' unzipped folder) is not supported.
+            **kwargs: passed to `keras.Model.save` (e.g. `include_optimizer`).
 
         Raises:
             FileExistsError: `filepath` exists and `overwrite` is False.
-            ValueError: `filepath` does not end in `.keras`.
+            ValueError: `filepath` does not end in `.keras`, or `zipped=False`.
+            SaveError: writing failed (e.g. no space left on device); the
+                temporary file is removed and an existing file kept.
         """
-        save_atomically(self, filepath, overwrite=overwrite)
+        if zipped is not None and not zipped:
+            raise ValueError(
+                "Learngene.save() writes zipped .keras files only (atomically); "
+                f"zipped={zipped!r} is not supported. Leave zipped at its default."
+            )
+        save_atomically(self, filepath, overwrite=overwrite, **kwargs)
 
     @classmethod
     def load(cls, filepath):
         """Loads a learngene from a `.keras` file (Keras safe mode on).
 
         Raises:
-            ValueError: the file holds a model that is not a learngene.
+            FileNotFoundError: no file at `filepath`.
+            ValueError: the file is damaged or not a `.keras` archive, Keras
+                safe mode refused it, or it holds a model that is not a
+                learngene (see `keras_learngene._io.load_keras`).
         """
-        if not os.path.isfile(filepath):
-            raise FileNotFoundError(f"No learngene file at {os.fspath(filepath)!r}.")
-        model = keras.saving.load_model(filepath)
+        model = load_keras(filepath, what="learngene")
         if not isinstance(model, cls):
             raise ValueError(
                 f"{os.fspath(filepath)!r} holds a {type(model).__name__}, not a learngene. "
@@ -154,13 +172,38 @@ class Learngene(keras.Model):
         return rows
 
 
-def save_atomically(model, filepath, overwrite=False):
+class SaveError(OSError):
+    """Writing a `.keras` file failed; nothing at the destination was changed.
+
+    An `OSError` with the original `errno` (e.g. `errno.ENOSPC`) and
+    `filename`; the original error is its `__cause__`.
+    """
+
+    def __str__(self):
+        return self.strerror or super().__str__()
+
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def save_atomically(model, filepath, overwrite=False, **kwargs):
     """Saves any Keras model to `filepath` through a temporary file + rename.
+
+    The temporary file lives in the destination folder; on any failure it is
+    removed and an existing `filepath` is left intact.
 
     Args:
         model: the `keras.Model`.
         filepath: destination ending in `.keras`.
         overwrite: replace an existing file.
+        **kwargs: passed to `keras.Model.save` (e.g. `include_optimizer`).
+
+    Raises:
+        FileExistsError: `filepath` exists and `overwrite` is False.
+        FileNotFoundError: the destination folder does not exist.
+        ValueError: `filepath` does not end in `.keras`.
+        SaveError: writing failed, e.g. `Could not write 'a.keras': no space
+            left on device ...; the existing file was kept`.
     """
     filepath = os.fspath(filepath)
     if not filepath.endswith(".keras"):
@@ -172,17 +215,33 @@ def save_atomically(model, filepath, overwrite=False):
     folder = os.path.dirname(os.path.abspath(filepath))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"The folder {folder!r} does not exist; create it first.")
-    handle, tmp = tempfile.mkstemp(suffix=".keras", prefix=".klg-", dir=folder)
+    existed = os.path.exists(filepath)
+    try:
+        handle, tmp = tempfile.mkstemp(suffix=".keras", prefix=".klg-", dir=folder)
+    except OSError as error:
+        raise _save_error(filepath, error, existed) from error
     os.close(handle)
     try:
-        keras.Model.save(model, tmp, overwrite=True)
+        keras.Model.save(model, tmp, overwrite=True, **kwargs)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; use the usual mode
         os.replace(tmp, filepath)
+    except OSError as error:
+        raise _save_error(filepath, error, existed) from error
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _save_error(filepath, error, existed):
+    kept = "the existing file was kept" if existed else "nothing was written"
+    if error.errno in _DISK_FULL:
+        reason = (f"no space left on device in {os.path.dirname(os.path.abspath(filepath))!r}; "
+                  "free some space or save elsewhere")
+    else:
+        reason = f"{error.strerror or error}"
+    return SaveError(error.errno, f"Could not write {filepath!r}: {reason}; {kept}.", filepath)
 
 
 def fingerprint_weights(model):
