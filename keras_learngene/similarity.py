@@ -11,6 +11,7 @@ hands numpy arrays over, so every metric behaves the same on every backend.
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,8 +22,11 @@ __all__ = [
     "CosineSimilarity",
     "FunctionSimilarity",
     "LinearCKA",
+    "LinearCKADebiased",
+    "Separation",
     "Similarity",
     "as_similarity",
+    "separation",
     "similarity_matrix",
 ]
 
@@ -390,6 +394,56 @@ class LinearCKA(Similarity):
         return _MinibatchCKAAccumulator(num_x, num_y)
 
 
+class LinearCKADebiased(Similarity):
+    """Debiased linear CKA: linear CKA with the unbiased HSIC estimator.
+
+    `HSIC_u(K, L) / sqrt(HSIC_u(K, K) HSIC_u(L, L))` with linear grams
+    `K = X X^T`, `L = Y Y^T` and the unbiased estimator of Song et al. (2012),
+    clipped to [0, 1]. Plain linear CKA is biased upwards when there are more
+    features than examples: two *independent* random representations of 50
+    inputs with 500 features score ~0.9. The debiased estimate scores them
+    near 0, while identical (up to rotation and scale) representations still
+    score 1. Prefer it when the probe set is small next to the width of the
+    units (Davari et al., 2022).
+
+    `__call__` builds n x n grams (O(n^2) memory: keep n to a few thousand) and
+    needs at least 4 examples. `accumulator()` streams minibatch CKA (Nguyen,
+    Raghu & Kornblith, 2021), which sums the same unbiased estimates over
+    batches of at least 4 (`min_batch_size`): with a single batch it equals
+    `__call__`. A unit with no variance, or an estimate of zero or below,
+    scores 0.0.
+
+    Example:
+
+    ```python
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 500)), rng.normal(size=(50, 500))
+    LinearCKA()(x, y)          # ~0.9: the bias of few examples
+    LinearCKADebiased()(x, y)  # ~0.0
+    ```
+
+    References:
+        - Song et al., 2012, "Feature Selection via Dependence Maximization", JMLR 13.
+        - [Nguyen, Raghu & Kornblith, 2021](https://arxiv.org/abs/2010.15327)
+        - [Davari et al., 2022](https://arxiv.org/abs/2210.16156)
+    """
+
+    name = "linear_cka_debiased"
+    streaming = True
+    min_examples = 4
+
+    def score(self, x, y):
+        gx, gy = _grams([x]), _grams([y])
+        xy = _unbiased_hsic(gx, gy)[0, 0]
+        den = np.sqrt(max(_unbiased_hsic(gx, gx, same=True)[0], 0.0)
+                      * max(_unbiased_hsic(gy, gy, same=True)[0], 0.0))
+        return 0.0 if den <= 0.0 else _clip01(xy / den)
+
+    def accumulator(self, num_x, num_y):
+        """Returns a streaming minibatch-CKA `Accumulator` (batches of at least 4)."""
+        return _MinibatchCKAAccumulator(num_x, num_y)
+
+
 # ---------------------------------------------------------------------------- RBF CKA
 
 
@@ -639,4 +693,62 @@ def similarity_matrix(metric, xs_batches: Iterable, ys_batches: Iterable) -> np.
     return acc.result()
 
 
-BUILTIN_SIMILARITIES = {"linear_cka": LinearCKA, "rbf_cka": RBFCKA, "cosine": CosineSimilarity}
+BUILTIN_SIMILARITIES = {
+    "linear_cka": LinearCKA,
+    "linear_cka_debiased": LinearCKADebiased,
+    "rbf_cka": RBFCKA,
+    "cosine": CosineSimilarity,
+}
+"""Built-in similarity metrics: linear CKA (default), debiased linear CKA, RBF CKA, cosine."""
+
+
+# ---------------------------------------------------------------------------- diagnostics
+
+
+class Separation(NamedTuple):
+    """What `separation(S)` found: `separates` is False when the scores cannot tell the
+    ancestry units apart."""
+
+    separates: bool
+    spread: float  # max - min of the rows' best scores
+    best: tuple  # each ancestry unit's (row's) best score
+    threshold: float
+
+
+def separation(S, threshold=0.02) -> Separation:
+    """Whether a similarity matrix's scores separate the ancestry units.
+
+    Selecting units from `S` (L ancestry units x D pseudo units) only means something when
+    some ancestry units match much better than others. This takes each row's best score and
+    reports their spread (max - min): below `threshold` the rows are indistinguishable
+    (e.g. every score ~1 from the bias of plain linear CKA with few probe examples and wide
+    units, or ~0 from an untrained model), and the selection is close to arbitrary. A
+    matrix of one row has nothing to choose between and counts as separating.
+
+    Args:
+        S: array-like (L, D) of scores in [0, 1].
+        threshold: the smallest spread that counts as separating (default 0.02).
+
+    Returns:
+        A `Separation(separates, spread, best, threshold)`.
+
+    Raises:
+        ValueError: `S` is not a non-empty, finite 2-D matrix.
+
+    Example:
+
+    ```python
+    check = separation(S)
+    if not check.separates:
+        warnings.warn(f"The similarity scores do not separate (spread {check.spread:.3f}).")
+    ```
+    """
+    S = np.asarray(S, dtype=np.float64)
+    if S.ndim != 2 or not S.size:
+        raise ValueError(f"`S` must be a non-empty (L, D) matrix, got shape {S.shape}.")
+    if not np.isfinite(S).all():
+        raise ValueError("`S` contains NaN/inf; similarity scores must be finite.")
+    best = S.max(axis=1)
+    spread = float(best.max() - best.min())
+    separates = len(best) < 2 or spread >= threshold
+    return Separation(bool(separates), spread, tuple(float(b) for b in best), float(threshold))

@@ -9,13 +9,15 @@ from keras_learngene.similarity import (
     CosineSimilarity,
     FunctionSimilarity,
     LinearCKA,
+    LinearCKADebiased,
     Similarity,
     as_similarity,
+    separation,
     similarity_matrix,
 )
 
 ALL = sorted(BUILTIN_SIMILARITIES)
-CKAS = ["linear_cka", "rbf_cka"]
+CKAS = ["linear_cka", "linear_cka_debiased", "rbf_cka"]
 
 
 def metric(name):
@@ -125,6 +127,56 @@ def test_linear_cka_matches_gram_formula():
         assert LinearCKA()(x, y) == pytest.approx(reference_linear_cka(x_c, y_c), abs=1e-10)
 
 
+def test_debiased_cka_removes_the_bias_of_few_examples():
+    """More features than examples: plain linear CKA calls independent random features
+    similar; the unbiased HSIC estimator does not, and identical ones still score 1."""
+    for seed in range(3):
+        r = rng(seed)
+        x, y = r.normal(size=(50, 500)), r.normal(size=(50, 500))
+        assert LinearCKA()(x, y) > 0.5
+        assert LinearCKADebiased()(x, y) < 0.05
+        assert LinearCKA()(x, x) == pytest.approx(1.0, abs=1e-10)
+        assert LinearCKADebiased()(x, x) == pytest.approx(1.0, abs=1e-10)
+        assert LinearCKADebiased()(x, 3.0 * x @ orthogonal(500, seed)) == pytest.approx(1.0)
+
+
+def test_debiased_cka_matches_unbiased_hsic_formula():
+    x, y = correlated(80, p=9, q=5, seed=2)
+    k, l = x @ x.T, y @ y.T  # uncentered: the unbiased HSIC of a linear kernel does not care
+    expected = unbiased_hsic(k, l) / np.sqrt(unbiased_hsic(k, k) * unbiased_hsic(l, l))
+    assert 0.1 < expected < 0.9
+    assert LinearCKADebiased()(x, y) == pytest.approx(expected, abs=1e-10)
+    # one batch: the streaming accumulator is the same estimate
+    assert similarity_matrix(LinearCKADebiased(), [[x]], [[y]])[0, 0] == pytest.approx(
+        expected, abs=1e-10)
+    assert BUILTIN_SIMILARITIES["linear_cka_debiased"] is LinearCKADebiased
+
+
+def test_debiased_cka_needs_four_examples():
+    m = LinearCKADebiased()
+    assert m.min_examples == 4 and m.accumulator(1, 1).min_batch_size == 4
+    x, y = correlated(3)
+    with pytest.raises(ValueError, match="Need at least 4 examples"):
+        m(x, y)
+    with pytest.raises(ValueError, match="needs at least 4 examples per batch"):
+        m.accumulator(1, 1).update([x], [y])
+
+
+def test_separation():
+    flat = np.full((4, 3), 0.97) + np.linspace(0, 0.01, 12).reshape(4, 3)
+    check = separation(flat)
+    assert not check.separates and check.spread < 0.02 and check.threshold == 0.02
+    assert check.best == pytest.approx(tuple(flat.max(axis=1)))
+    clear = np.array([[0.9, 0.2], [0.3, 0.4], [0.1, 0.8]])
+    check = separation(clear)
+    assert check.separates and check.spread == pytest.approx(0.5)
+    assert not separation(clear, threshold=0.6).separates
+    assert separation([[0.5, 0.5]]).separates  # one row: nothing to choose between
+    for bad in ([], [1.0, 2.0], [[np.nan, 0.1]]):
+        with pytest.raises(ValueError, match="`S`"):
+            separation(bad)
+
+
 def test_rbf_cka_is_not_linear_cka():
     x, y = correlated(200)
     assert abs(RBFCKA()(x, np.exp(y)) - LinearCKA()(x, np.exp(y))) > 1e-3
@@ -223,7 +275,8 @@ def test_rejects_bad_inputs(name):
 
 @pytest.mark.parametrize("name", CKAS)
 def test_rejects_single_example(name):
-    with pytest.raises(ValueError, match="at least 2 examples.*got 1"):
+    need = metric(name).min_examples
+    with pytest.raises(ValueError, match=f"at least {need} examples.*got 1"):
         metric(name)(np.ones((1, 3)), np.ones((1, 3)))
 
 
