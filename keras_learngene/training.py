@@ -16,7 +16,7 @@ import time
 import keras
 import numpy as np
 
-from keras_learngene import distribute
+from keras_learngene import _data, distribute
 from keras_learngene._checks import check_dataset
 
 __all__ = [
@@ -312,7 +312,7 @@ class DivergenceGuard(keras.callbacks.Callback):
 def train(
     model,
     x,
-    y,
+    y=None,
     *,
     epochs=5,
     batch_size=64,
@@ -329,10 +329,19 @@ def train(
 ):
     """Trains `model` on `(x, y)` with the library's recipe.
 
+    `x` may also be a whole labelled data set (with `y=None`): a tuple
+    `(x, y)`, a `tf.data.Dataset` of `(x, y)` batches or examples, a
+    `keras.utils.PyDataset`, or a generator / iterable of `(x, y)` batches.
+    It is read once and collected into arrays (see
+    `keras_learngene._data.to_arrays`: one-hot labels become ints, uint8
+    images float32 in `[0, 1]`), so that the recipe's seeded shuffling and
+    augmentation apply to it as to arrays; it must be finite and fit in memory.
+    `validation_data` takes the same kinds.
+
     Args:
         model: a `keras.Model` that outputs logits, one per class.
-        x: float32 images `(N, H, W, C)`.
-        y: int labels `(N,)` in `[0, num_classes)`.
+        x: float32 images `(N, H, W, C)`, or a labelled data set (see above).
+        y: int labels `(N,)` in `[0, num_classes)`; None when `x` is a data set.
         epochs: passes over the data.
         batch_size: examples per optimizer step.
         learning_rate: peak learning rate.
@@ -340,7 +349,8 @@ def train(
         label_smoothing: label smoothing.
         augment: random translation and flips (Keras preprocessing layers).
         seed: seeds Keras, numpy and the batch order.
-        validation_data: optional `(x_val, y_val)` with int labels.
+        validation_data: optional `(x_val, y_val)` with int labels, or a
+            labelled data set of any kind `x` takes.
         callbacks: extra Keras callbacks.
         verbose: Keras `fit` verbosity.
         distribution: `None` (the one in force, if any), `"data_parallel"`,
@@ -378,6 +388,11 @@ def train(
     ```
     """
     num_classes = model.output_shape[-1]
+    if y is None:  # a data set: collected, so the shuffled, augmented recipe applies
+        x, y = _data.to_arrays(x, x_rank=_data.example_rank(model), name="x")
+    if validation_data is not None and not _data.is_arrays(validation_data):
+        validation_data = _data.to_arrays(validation_data, x_rank=_data.example_rank(model),
+                                          name="validation_data")
     x, y = check_dataset(x, y, num_classes, input_shape=_input_shape(model))
     precision = distribute.precision_policy(mixed_precision)
     explicit = distribution is not None
@@ -434,13 +449,15 @@ def train(
     }
 
 
-def evaluate(model, x, y, batch_size=1024):
+def evaluate(model, x, y=None, batch_size=1024):
     """Top-1 accuracy of a logits model on `(x, y)`, in large batches.
 
     Args:
         model: a `keras.Model` that outputs logits.
-        x: float32 images.
-        y: int labels.
+        x: float32 images, or (with `y=None`) a labelled data set of any kind
+            `train` takes, streamed batch by batch (never collected; sources
+            of batches are evaluated in their own batches).
+        y: int labels; None when `x` is a data set.
         batch_size: evaluation batch size (large: eager backends are slow with
             small batches).
 
@@ -452,6 +469,15 @@ def evaluate(model, x, y, batch_size=1024):
     """
     shape = model.output_shape
     num_classes = shape[-1] if isinstance(shape, tuple) else None
+    if y is None:  # a data set: streamed, one batch at a time
+        correct = total = 0
+        for xb, yb in _data.iter_batches(x, batch_size, x_rank=_data.example_rank(model),
+                                         name="x"):
+            xb, yb = check_dataset(xb, yb, num_classes, input_shape=_input_shape(model))
+            logits = keras.ops.convert_to_numpy(model.predict_on_batch(xb))
+            correct += int(np.sum(np.argmax(logits, axis=-1) == yb))
+            total += len(yb)
+        return correct / total
     x, y = check_dataset(x, y, num_classes, input_shape=_input_shape(model))
     logits = model.predict(x, batch_size=batch_size, verbose=0)
     return float(np.mean(np.argmax(logits, axis=-1) == y))
