@@ -441,32 +441,31 @@ def _split_families(faces, class_faces, scripts_of_class, test_fraction):
 
 def _homoglyphs(classes, class_faces, renders, threshold):
     """The classes to drop: near copies of an earlier class in most faces drawing both."""
+    rank = {c: i for i, c in enumerate(classes)}
     by_face = {}
     for c in classes:
         for f in class_faces[c]:
-            by_face.setdefault(f, []).append(c)
-    votes, shared = {}, {}
+            by_face.setdefault(f, []).append(rank[c])
+    n = len(classes)
+    shared = np.zeros((n, n), dtype=np.int32)
+    votes = np.zeros((n, n), dtype=np.int32)
     for f, members in by_face.items():
         if len(members) < 2:
             continue
-        x = np.stack([renders[f, c][0].ravel() for c in members]).astype(np.float32) / 255
+        x = np.stack([renders[f, classes[i]][0].ravel() for i in members]).astype(np.float32)
+        x /= 255
         sq = (x * x).sum(axis=1)
         dist = (sq[:, None] + sq[None, :] - 2 * x @ x.T) / x.shape[1]
         close = np.sqrt(np.maximum(dist, 0)) < threshold
-        for i in range(len(members)):
-            for j in range(i + 1, len(members)):
-                key = (members[i], members[j])
-                shared[key] = shared.get(key, 0) + 1
-                votes[key] = votes.get(key, 0) + bool(close[i, j])
-    rank = {c: i for i, c in enumerate(classes)}
-    dropped = set()
-    for (a, b), n in sorted(shared.items(), key=lambda kv: (rank[kv[0][0]], rank[kv[0][1]])):
-        first, second = (a, b) if rank[a] < rank[b] else (b, a)
-        if first in dropped or second in dropped:
-            continue
-        if votes[a, b] * 2 >= n:
-            dropped.add(second)
-    return dropped
+        block = np.ix_(members, members)
+        shared[block] += 1
+        votes[block] += close
+    same = (shared > 0) & (votes * 2 >= shared)
+    keep = np.ones(n, dtype=bool)
+    for j in range(1, n):
+        if (same[:j, j] & keep[:j]).any():
+            keep[j] = False
+    return {classes[i] for i in np.flatnonzero(~keep)}
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
