@@ -17,7 +17,8 @@ SIMILARITY_STEP = r"""
 import json, resource, sys, time
 import numpy as np
 import keras_learngene as klg
-from keras_learngene.condense import build_pseudo_descendant, resolve_form, similarity_matrix
+from keras_learngene._condense import resolve_form
+from keras_learngene.methods import build_pseudo_descendant, unit_similarities
 n = int(sys.argv[1])
 ancestry = klg.load_default_ancestry()
 form = resolve_form(ancestry)
@@ -26,7 +27,7 @@ pseudo, outputs, _ = build_pseudo_descendant(form, anatomy, 3, 6)
 x = klg.datasets.load_task("fashion_mnist", classes="all").x_train[:n]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-S = similarity_matrix(ancestry, anatomy.unit_outputs, pseudo, outputs, x,
+S = unit_similarities(ancestry, anatomy.unit_outputs, pseudo, outputs, x,
                       klg.plugins.get_similarity("linear_cka"))
 seconds = time.perf_counter() - start
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -49,7 +50,7 @@ def main():
 
     probe = klg.datasets.load_task("embedded", classes="base")
     start = time.perf_counter()
-    klg.condense(ancestry, (probe.x_train, probe.y_train), n_layers=3)
+    klg.condense(ancestry, (probe.x_train, probe.y_train), num_units=3)
     condense = time.perf_counter() - start
 
     print(f"backend {keras.backend.backend()}, {os.cpu_count()} CPU cores\n")

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 import keras_learngene as klg
-from keras_learngene.condense import resolve_form
+from keras_learngene._condense import resolve_form
 from keras_learngene.forms import feature_model
 
 

@@ -17,6 +17,58 @@ import click
 DATASET_CHOICES = ("embedded", "fashion_mnist", "digits")
 
 
+class RegistryChoice(click.Choice):
+    """A choice among what is registered (plugins included), looked up only
+    when a command needs it, so `klg --help` starts no backend."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        super().__init__([], case_sensitive=True)
+
+    @property
+    def choices(self):
+        from keras_learngene import plugins
+
+        return tuple(plugins.registry(self.kind).in_order())
+
+    @choices.setter
+    def choices(self, value):  # click's __init__ assigns it
+        pass
+
+
+class PresetChoice(click.Choice):
+    """A choice among the ancestry presets (`keras_learngene.models.PRESETS`)."""
+
+    def __init__(self):
+        super().__init__([], case_sensitive=True)
+
+    @property
+    def choices(self):
+        from keras_learngene.models import PRESETS
+
+        return tuple(PRESETS)
+
+    @choices.setter
+    def choices(self, value):
+        pass
+
+
+def _parse_options(pairs):
+    """`--option KEY=VALUE` pairs as a dict; a VALUE is read as JSON when it
+    parses (numbers, true/false, null, lists), else kept as a string."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: write KEY=VALUE, e.g. pseudo_epochs=3.",
+                                     param_hint="--option")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 def _fail_cleanly(fn):
     """Turns the library's user errors into `Error: ...` and exit code 1."""
 
@@ -24,9 +76,11 @@ def _fail_cleanly(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError,
-                PermissionError, KeyError) as exc:
-            raise click.ClickException(str(exc).strip("'\"")) from exc
+        except (ValueError, TypeError, OSError, ImportError, KeyError, RuntimeError) as exc:
+            message = str(exc)
+            if isinstance(exc, KeyError) and len(exc.args) == 1:  # KeyError quotes its text
+                message = str(exc.args[0])
+            raise click.ClickException(message) from exc
 
     return wrapper
 
@@ -108,93 +162,106 @@ def cli():
               show_default=True, help="Probe data set.")
 @click.option("--classes", default="base", show_default=True,
               help="Probe classes: base, novel, all or ids like 1,3,5.")
-@click.option("--n-layers", type=int, default=3, show_default=True,
-              help="Ancestry units kept in the learngene.")
-@click.option("--method", type=click.Choice(["auto", "heur", "front", "back"]), default="auto",
-              show_default=True, help="auto: similarity to a pseudo descendant; heur: "
-              "gradient stability; front/back: the first/last units.")
-@click.option("--similarity", default="linear_cka", show_default=True,
-              help="Registered similarity metric (see `klg plugins --all`).")
-@click.option("--selection", type=click.Choice(["align", "top_k", "window"]), default="align",
-              show_default=True, help="How Auto Learngene picks units from the similarities.")
+@click.option("--num-units", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Ancestry units kept in the learngene (k).")
+@click.option("--n-layers", "old_n_layers", type=int, default=None, hidden=True,
+              help="Deprecated name of --num-units.")
+@click.option("--method", type=RegistryChoice("methods"), default="auto", show_default=True,
+              help="Registered condensing method (plugins' included; `klg plugins --all` "
+              "describes each).")
+@click.option("--similarity", default=None,
+              help="auto: registered similarity metric [default: linear_cka].")
+@click.option("--selection", default=None,
+              help="auto: how units are picked from the similarities: align, top_k or window "
+              "[default: align].")
 @click.option("--form", default=None, help="Registered form [default: detected].")
 @click.option("--pseudo-depth", type=int, default=None,
-              help="Units of the pseudo descendant [default: --n-layers].")
-@click.option("--pseudo-epochs", type=int, default=2, show_default=True)
+              help="auto: units of the pseudo descendant [default: --num-units].")
+@click.option("--pseudo-epochs", type=int, default=None,
+              help="auto: epochs of pseudo-descendant training [default: 2].")
+@click.option("--option", "-o", "extra", multiple=True, metavar="KEY=VALUE",
+              help="Any option of the method (repeatable), e.g. -o tasks=4 for heur.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", default="learngene.keras", show_default=True, help="Output file.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @_fail_cleanly
-def condense(ancestry, dataset, classes, n_layers, method, similarity, selection, form,
-             pseudo_depth, pseudo_epochs, seed, out, overwrite, as_json):
+def condense(ancestry, dataset, classes, num_units, old_n_layers, method, similarity,
+             selection, form, pseudo_depth, pseudo_epochs, extra, seed, out, overwrite, as_json):
     """Condense an ancestry into a learngene and save it.
 
     With no arguments: the shipped tiny ViT ancestry, probed with the base
-    classes of the shipped Fashion-MNIST subset.
+    classes of the shipped Fashion-MNIST subset, condensed by Auto Learngene.
     """
+    if old_n_layers is not None:
+        _progress("warning: --n-layers is deprecated for condense; use --num-units.")
+        num_units = old_n_layers
+    options = {k: v for k, v in (("similarity", similarity), ("selection", selection),
+                                 ("pseudo_depth", pseudo_depth),
+                                 ("pseudo_epochs", pseudo_epochs)) if v is not None}
+    options.update(_parse_options(extra))
     _check_out(out, overwrite)
-    import keras
-
     import keras_learngene as klg
+    from keras_learngene._io import load_keras
 
+    chosen = klg.plugins.get_method(method)
+    _check_method_options(chosen, options)  # before loading or training anything
     _progress(f"backend: {_backend()}")
-    model = klg.load_default_ancestry() if ancestry is None else keras.saving.load_model(
-        ancestry)
+    model = klg.load_default_ancestry() if ancestry is None else load_keras(
+        ancestry, what="ancestry")
     task = klg.datasets.load_task(dataset, classes=_parse_classes(classes))
     _progress(f"condensing {model.name} with {method} on {task.name} "
-              f"({len(task.x_train)} probe images)")
+              f"({len(task.x_train)} images given{'' if chosen.needs_data else ', unused'})")
     with _keras_logs_to_stderr():
-        learngene = klg.condense(
-            model, (task.x_train, task.y_train), n_layers=n_layers, method=method,
-            similarity=similarity, selection=selection, form=form, pseudo_depth=pseudo_depth,
-            pseudo_epochs=pseudo_epochs, seed=seed,
-        )
+        learngene = klg.condense(model, (task.x_train, task.y_train), num_units=num_units,
+                                 method=method, form=form, seed=seed, **options)
     learngene.save(out, overwrite=overwrite)
     p = learngene.provenance
     payload = {"out": out, "bytes": os.path.getsize(out), **_summary(learngene)}
     _emit(as_json, payload, _condense_table(learngene, out) + f"\nseconds: {p['seconds']}")
 
 
+def _check_method_options(method, options):
+    unknown = sorted(set(options) - set(method.options))
+    if unknown:
+        raise click.BadParameter(
+            f"method {method.name!r} takes no option {', '.join(map(repr, unknown))}; its "
+            f"options: {', '.join(method.options) or 'none'}.", param_hint="--option")
+
+
 def _summary(learngene):
     p = learngene.provenance
-    keys = ("method", "form", "selection", "similarity", "source_units", "source_names",
-            "scores", "matches", "seed", "backend", "seconds")
-    return {k: p.get(k) for k in keys} | {"params": int(learngene.count_params())}
+    keys = ("method", "form", "num_units", "options", "source_units", "source_names", "scores",
+            "matches", "strategy", "seed", "backend", "seconds")
+    return {k: p.get(k) for k in keys if k in p} | {"params": int(learngene.count_params())}
 
 
 def _condense_table(learngene, out):
+    """The learngene in words: what its method recorded, explained by the
+    method itself when it is installed (else by the generic rendering)."""
+    from keras_learngene import plugins
+    from keras_learngene.methods._base import describe_units
+
     p = learngene.provenance
     lines = [f"learngene: {out}  ({p['method']}, form {p['form']}, "
              f"{learngene.count_params():,} params)"]
-    matrix = p.get("matrix")
-    chosen = set(p["source_units"])
-    if matrix and p["method"] == "auto":
-        header = "unit  " + "".join(f" pseudo{j:<3d}" for j in range(len(matrix[0])))
-        lines += [f"similarity ({p['similarity']}) of ancestry units to pseudo-descendant "
-                  "units:", header]
-        for i, row in enumerate(matrix):
-            mark = " <- selected" if i in chosen else ""
-            lines.append(f"{i:>4d}  " + "".join(f" {v:9.3f}" for v in row) + mark)
-        why = ", ".join(f"unit {i} ~ pseudo {j} ({s:.3f})"
-                        for i, j, s in zip(p["source_units"], p["matches"], p["scores"]))
-        lines.append(f"selected by {p['selection']}: {why}")
-    elif p["method"] == "heur":
-        lines.append("gradient instability per unit (std over tasks; lower is more stable):")
-        for i, v in enumerate(p["instability"]):
-            lines.append(f"{i:>4d}  {v:9.5f}" + (" <- selected" if i in chosen else ""))
-    else:
-        lines.append(f"selected the {p['method']} {len(chosen)} units: {p['source_units']}")
-    return "\n".join(lines)
+    try:
+        describe = plugins.get_method(p["method"]).describe
+    except plugins.PluginError:  # condensed by a plugin that is not installed here
+        describe = describe_units
+    return "\n".join(lines + list(describe(p)))
 
 
 # ------------------------------------------------------------------------ inherit
 @cli.command()
-@click.argument("learngene", type=click.Path(dir_okay=False))
-@click.option("--n-layers", type=int, required=True, help="New units to add.")
-@click.option("--num-classes", type=int, required=True, help="Classes of the new task.")
-@click.option("--strategy", default="stack", show_default=True,
-              help="Registered inheritance strategy (see `klg plugins --all`).")
+@click.argument("learngene_path", metavar="LEARNGENE", type=click.Path(dir_okay=False))
+@click.option("--n-layers", type=click.IntRange(min=0), required=True,
+              help="New units to add (for TLEG-style learngenes: the descendant's depth).")
+@click.option("--num-classes", type=click.IntRange(min=1), required=True,
+              help="Classes of the new task.")
+@click.option("--strategy", type=RegistryChoice("strategies"), default=None,
+              help="Registered inheritance strategy [default: the one the learngene's method "
+              "asks for; stack for the built-ins].")
 @click.option("--input-shape", default=None, help="HxWxC of the new task [default: learngene's].")
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)
 @click.option("--dropout", type=float, default=0.0, show_default=True)
@@ -204,13 +271,14 @@ def _condense_table(learngene, out):
 @click.option("--overwrite", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 @_fail_cleanly
-def inherit(learngene, n_layers, num_classes, strategy, input_shape, head, dropout, freeze, seed,
-            out, overwrite, as_json):
+def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, dropout, freeze,
+            seed, out, overwrite, as_json):
     """Build a descendant from a LEARNGENE file and save it (untrained)."""
     _check_out(out, overwrite)
     import keras_learngene as klg
     from keras_learngene.learngene import save_atomically
 
+    learngene = klg.Learngene.load(learngene_path)
     model = klg.inherit(learngene, n_layers, num_classes=num_classes, strategy=strategy,
                         input_shape=_parse_shape(input_shape), head=head, dropout=dropout,
                         freeze_learngene=freeze, seed=seed)
@@ -218,7 +286,8 @@ def inherit(learngene, n_layers, num_classes, strategy, input_shape, head, dropo
     inherited = klg.inherited_layers(model)
     payload = {
         "out": out, "params": int(model.count_params()), "bytes": os.path.getsize(out),
-        "learngene_bytes": os.path.getsize(learngene), "strategy": strategy,
+        "learngene_bytes": os.path.getsize(learngene_path),
+        "strategy": strategy or learngene.provenance.get("strategy") or "stack",
         "layers": [layer.name for layer in model.layers[1:]], "inherited": inherited,
     }
     text = (f"descendant: {out} ({payload['params']:,} params, {payload['bytes']:,} bytes; "
@@ -230,8 +299,8 @@ def inherit(learngene, n_layers, num_classes, strategy, input_shape, head, dropo
 
 # -------------------------------------------------------------------------- train
 @cli.command()
-@click.option("--preset", default=None, help="Ancestry preset to build and train "
-              "(vit_tiny, vit_small, vgg_small, resnet_small).")
+@click.option("--preset", type=PresetChoice(), default=None,
+              help="Ancestry preset to build and train.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="A saved model (e.g. a descendant) to train instead of a preset.")
 @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="embedded",
@@ -272,10 +341,10 @@ def train(preset, model_path, dataset, classes, shots, epochs, batch_size, lr, s
     if epochs < 1 or batch_size < 1:
         raise click.BadParameter("--epochs and --batch-size must be at least 1.")
     _check_out(out, overwrite)
-    import keras
 
     import keras_learngene as klg
     from keras_learngene import distribute
+    from keras_learngene._io import load_keras
     from keras_learngene.learngene import save_atomically
 
     setting = distribute.make_distribution(distribution, devices)  # fails early off JAX
@@ -285,7 +354,7 @@ def train(preset, model_path, dataset, classes, shots, epochs, batch_size, lr, s
         if preset is not None:
             model = klg.models.build_preset(preset, task.input_shape, task.num_classes)
         else:
-            model = distribute.rebuild(keras.saving.load_model(model_path))
+            model = distribute.rebuild(load_keras(model_path, what="model"))
             if model.output_shape[-1] != task.num_classes:
                 raise click.ClickException(
                     f"{model_path!r} has {model.output_shape[-1]} outputs but the task has "
@@ -337,7 +406,7 @@ def inspect(file, png, as_json):
     payload = {"file": file, "params": int(learngene.count_params()),
                "units": learngene.summary_rows(), "provenance": p, "png": png}
     text = _condense_table(learngene, file) + "\n" + "\n".join(
-        f"{k}: {json.dumps(v)}" for k, v in p.items() if k not in ("matrix",))
+        f"{k}: {json.dumps(v)}" for k, v in p.items() if k not in ("matrix", "heatmap"))
     if png:
         text += f"\nheatmap: {png}"
     _emit(as_json, payload, text)
@@ -355,18 +424,21 @@ def inspect(file, png, as_json):
               "[default: OUT/cache].")
 @click.option("--data", "data_path", default=None,
               help="Folder of the Fashion-MNIST IDX files [default: searched].")
+@click.option("--methods", default=None,
+              help="Comma-separated methods to compare instead of the profile's: scratch, "
+              "ancestry and registered condensing methods (plugins' included).")
 @click.option("--report-only", is_flag=True,
               help="Only rewrite report.md and the plots from the runs already in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the claims summary as JSON.")
 @_fail_cleanly
-def bench(profile, out, cache, data_path, report_only, as_json):
+def bench(profile, out, cache, data_path, methods, report_only, as_json):
     """Benchmark the four Learngene claims against training from scratch.
 
     Trains (or reuses) the ViT and CNN ancestries on the base classes,
     condenses them with every method, trains descendants and the baselines
-    (scratch, front-k, back-k, Auto and Heur Learngene, weight selection, the
-    whole ancestry) with one recipe and step budget on K-shot novel-class
-    tasks, and writes the raw runs, a Markdown report with one table and
+    (scratch, the whole ancestry, and every registered condensing method the
+    profile or --methods names) with one recipe and step budget on K-shot
+    novel-class tasks, and writes the raw runs, a Markdown report with one table and
     verdict per claim, and PNG plots. Progress goes to stderr.
     """
     from keras_learngene import bench as klg_bench
@@ -377,7 +449,17 @@ def bench(profile, out, cache, data_path, report_only, as_json):
                                        "run `klg bench` first.")
         path = klg_bench.write_report(out)
     else:
-        path = klg_bench.run_bench(profile, out, cache=cache, data_path=data_path)
+        chosen = klg_bench.get_profile(profile)
+        if methods:
+            import dataclasses
+
+            names = tuple(m.strip() for m in methods.split(",") if m.strip())
+            if "scratch" not in names:
+                raise click.BadParameter("the claims are measured against scratch: include it.",
+                                         param_hint="--methods")
+            chosen = dataclasses.replace(chosen, methods=names, sensitivity_methods=tuple(
+                m for m in chosen.sensitivity_methods if m in names))
+        path = klg_bench.run_bench(chosen, out, cache=cache, data_path=data_path)
     summary = klg_bench.summarize(klg_bench.load_records(out), _read_json(
         os.path.join(out, "meta.json")))
     lines = [f"report: {path}"] + [
@@ -397,9 +479,16 @@ def _read_json(path):
 @click.option("--all", "include_builtin", is_flag=True, help="Include the built-in plugins.")
 def plugins_command(include_builtin):
     """List installed plugins and what each registered, as JSON."""
+    import warnings
+
     from keras_learngene import plugins
 
-    click.echo(json.dumps(plugins.describe_plugins(include_builtin), indent=2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = plugins.describe_plugins(include_builtin)
+    for warning in caught:  # name clashes, said plainly (the JSON lists them as conflicts)
+        click.echo(f"warning: {warning.message}", err=True)
+    click.echo(json.dumps(rows, indent=2))
 
 
 def _load_plugin_commands():

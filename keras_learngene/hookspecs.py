@@ -9,7 +9,7 @@ entry-point group `keras_learngene`:
 my_plugin = "my_package.plugin"
 ```
 
-The library's own forms, similarities and strategies are registered through
+The library's own forms, similarities, strategies and methods are registered through
 these same hooks (see `keras_learngene.default_plugins`).
 """
 
@@ -49,6 +49,18 @@ def register_strategies(register):
     learngene unit `i` itself, `("copy", i)` a new unit initialised with a copy
     of unit `i`'s weights, `("fresh", i)` a randomly initialised unit shaped
     like unit `i`.
+    """
+
+
+@hookspec
+def register_methods(register):
+    """Register condensing methods: how a learngene is made from an ancestry.
+
+    Call `register(name, method)` once per method, where `method` is a
+    `keras_learngene.methods.Method` instance or subclass. It is then usable
+    as `keras_learngene.condense(..., method=name)` and
+    `klg condense --method name`; its options are `condense`'s extra keyword
+    arguments (CLI: `--option KEY=VALUE`).
     """
 
 

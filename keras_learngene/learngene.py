@@ -16,6 +16,7 @@ import tempfile
 import keras
 import numpy as np
 
+from keras_learngene import _names as names
 from keras_learngene._io import load_keras
 
 _PACKAGE = "keras_learngene"
@@ -70,7 +71,7 @@ class Learngene(keras.Model):
         self.form = form
         self._stem_name = None if stem is None else stem.name
         self._body_names = [unit.name for unit in units]
-        self._unit_names = [name for name in self._body_names if not name.startswith("bridge_")]
+        self._unit_names = [name for name in self._body_names if not names.is_bridge(name)]
         self.provenance = json.loads(json.dumps(provenance or {}, default=_to_json))
 
     @property
@@ -88,7 +89,7 @@ class Learngene(keras.Model):
         or `None`. Bridges carry no ancestry weights: descendants get new ones."""
         position = self._body_names.index(unit)
         previous = self._body_names[position - 1] if position else ""
-        return self.get_layer(previous) if previous.startswith("bridge_") else None
+        return self.get_layer(previous) if names.is_bridge(previous) else None
 
     def get_config(self):
         stem = self.stem_layer

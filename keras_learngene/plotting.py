@@ -14,13 +14,42 @@ def _pyplot():
     return plt
 
 
-def plot_similarity(learngene, path):
-    """Writes the condensing step's matrix as a PNG heatmap, with the selected
-    ancestry units marked.
+def heatmap_figure(spec, title):
+    """A matplotlib figure of a method's recorded heatmap (see
+    `keras_learngene.methods.heatmap`): the matrix, its values, the chosen
+    cells outlined and the chosen columns marked. Returns `(plt, fig)`."""
+    import numpy as np
 
-    For Auto Learngene the matrix is the similarity of ancestry units (rows)
-    to pseudo-descendant units (columns); for Heur Learngene it is the
-    above-threshold gradient fraction of each unit (columns) in each task (rows).
+    plt = _pyplot()
+    matrix = np.asarray(spec["matrix"], dtype=float)
+    rows, cols = matrix.shape
+    fig, ax = plt.subplots(figsize=(max(4.8, 2.2 + 0.6 * cols), max(3.2, 1.4 + 0.45 * rows)))
+    image = ax.imshow(matrix, cmap="viridis", aspect="auto")
+    fig.colorbar(image, ax=ax, label=spec.get("colorbar") or "")
+    ax.set_xticks(range(cols))
+    ax.set_yticks(range(rows))
+    if matrix.size <= 256:
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if value < matrix.mean() else "black")
+    for i, j in spec.get("boxes") or []:
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    for c in spec.get("columns") or []:
+        ax.axvline(c, color="red", lw=2, alpha=0.6)
+    ax.set(xlabel=spec.get("xlabel", ""), ylabel=spec.get("ylabel", ""))
+    ax.set_title(spec.get("title") or title, fontsize=9, wrap=True)
+    fig.tight_layout()
+    return plt, fig
+
+
+def plot_similarity(learngene, path):
+    """Writes the matrix a learngene's method recorded (its `heatmap`
+    provenance) as a PNG, with the chosen units marked.
+
+    For Auto Learngene it is the similarity of ancestry units (rows) to
+    pseudo-descendant units (columns); for Heur Learngene the above-threshold
+    gradient fraction of each unit (columns) in each task (rows); a plugin
+    method records its own.
 
     Args:
         learngene: a `Learngene`.
@@ -29,34 +58,15 @@ def plot_similarity(learngene, path):
     Returns:
         `path`.
     """
-    import numpy as np
-
     p = learngene.provenance
-    if not p.get("matrix"):
+    spec = p.get("heatmap")
+    if not spec:
         raise ValueError(
             f"This learngene was condensed with method {p.get('method')!r}, which records no "
-            "matrix to plot; condense with method 'auto' or 'heur'."
+            "matrix to plot; condense with a method that measures units, such as 'auto' or "
+            "'heur'."
         )
-    plt = _pyplot()
-    matrix = np.asarray(p["matrix"])
-    heur = p["method"] == "heur"
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * matrix.shape[1], 1.2 + 0.45 * matrix.shape[0]))
-    image = ax.imshow(matrix, cmap="viridis", aspect="auto")
-    fig.colorbar(image, ax=ax, label="gradient fraction" if heur else p.get("similarity", ""))
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if matrix[i, j] < matrix.mean() else "black")
-    if heur:
-        ax.set(xlabel="ancestry unit", ylabel="task")
-        for i in p["source_units"]:
-            ax.axvline(i, color="red", lw=2, alpha=0.6)
-    else:
-        ax.set(xlabel="pseudo-descendant unit", ylabel="ancestry unit")
-        for i, j in zip(p["source_units"], p.get("matches") or []):
-            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
-    ax.set_title(f"{p['method']} learngene: units {p['source_units']}")
-    fig.tight_layout()
+    plt, fig = heatmap_figure(spec, f"{p['method']} learngene: units {p['source_units']}")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -22,10 +22,12 @@ DEFAULT_PLUGINS = (
     "keras_learngene.default_plugins.forms",
     "keras_learngene.default_plugins.similarities",
     "keras_learngene.default_plugins.strategies",
+    "keras_learngene.default_plugins.methods",
 )
 ENTRY_POINT_GROUP = "keras_learngene"
-KINDS = ("forms", "similarities", "strategies")
-SINGULAR = {"forms": "form", "similarities": "similarity", "strategies": "strategy"}
+KINDS = ("forms", "similarities", "strategies", "methods")
+SINGULAR = {"forms": "form", "similarities": "similarity", "strategies": "strategy",
+            "methods": "method"}
 
 pm = pluggy.PluginManager("keras_learngene")
 pm.add_hookspecs(hookspecs)
@@ -41,7 +43,7 @@ class Registry:
     """Name -> object registry of one hook, with the plugin that registered it.
 
     Args:
-        kind: `"forms"`, `"similarities"` or `"strategies"`.
+        kind: one of `KINDS`: `"forms"`, `"similarities"`, `"strategies"`, `"methods"`.
     """
 
     def __init__(self, kind):
@@ -99,10 +101,12 @@ class Registry:
 
 def _normalizers():
     from keras_learngene.forms import as_form
+    from keras_learngene.methods import as_method
     from keras_learngene.similarity import as_similarity
     from keras_learngene.strategies import as_strategy
 
-    return {"forms": as_form, "similarities": as_similarity, "strategies": as_strategy}
+    return {"forms": as_form, "similarities": as_similarity, "strategies": as_strategy,
+            "methods": as_method}
 
 
 def _allowed_entry_points():
@@ -170,7 +174,8 @@ def unregister_plugin(name):
 
 
 def registry(kind):
-    """The registry of one hook: `"forms"`, `"similarities"` or `"strategies"`.
+    """The registry of one hook: `"forms"`, `"similarities"`, `"strategies"` or
+    `"methods"`.
 
     Each hook implementation is called with a `register(name, obj)` callback;
     an implementation that raises is reported with its plugin's name and the
@@ -212,6 +217,11 @@ def get_strategy(name):
     return registry("strategies").get(name)
 
 
+def get_method(name):
+    """The condensing method registered as `name`."""
+    return registry("methods").get(name)
+
+
 def plugin_errors():
     """`{plugin name: error}` for every plugin that failed to load or register."""
     for kind in KINDS:  # hooks run when a registry is built
@@ -227,7 +237,9 @@ def describe_plugins(include_builtin=False):
 
     Returns:
         A list of dicts `{name, version, forms, similarities, strategies,
-        commands, error}`.
+        methods, commands, hooks, conflicts, error, builtin}`; `conflicts` lists
+        `"kind:name"` entries this plugin registered that another plugin also
+        registered (unusable until one is removed).
     """
     _load()
     rows = {}
@@ -239,6 +251,7 @@ def describe_plugins(include_builtin=False):
             "version": _state["versions"].get(name),
             **{kind: [] for kind in KINDS},
             "commands": [],
+            "conflicts": [],
             "builtin": name in DEFAULT_PLUGINS,
         }
         rows[name]["hooks"] = sorted(hc.name for hc in pm.get_hookcallers(plugin) or [])
@@ -248,6 +261,10 @@ def describe_plugins(include_builtin=False):
         for entry, (_, plugin) in reg.entries.items():
             if plugin in rows:
                 rows[plugin][kind].append(entry)
+        for entry, owners in reg.conflicts.items():
+            for plugin in owners:
+                if plugin in rows:
+                    rows[plugin]["conflicts"].append(f"{SINGULAR[kind]}:{entry}")
     for name, row in rows.items():
         row["error"] = _state["errors"].get(name)
         for kind in KINDS:
@@ -255,5 +272,5 @@ def describe_plugins(include_builtin=False):
     for name, error in _state["errors"].items():
         rows.setdefault(name, {"name": name, "version": _state["versions"].get(name),
                                **{kind: [] for kind in KINDS}, "commands": [], "hooks": [],
-                               "error": error, "builtin": False})
+                               "conflicts": [], "error": error, "builtin": False})
     return sorted(rows.values(), key=lambda r: (not r["builtin"], r["name"]))

@@ -2,7 +2,9 @@
 in a descendant.
 
 A strategy is a plan function `plan(num_learngene_units, n_layers)` returning
-the descendant's units in order as `(source, index)` pairs:
+the descendant's units in order as `(source, index)` pairs (a `Strategy`
+subclass may instead override `build` to make the units itself, e.g. from
+parameters a method stored):
 
 - `("learngene", i)`: learngene unit `i` with its inherited weights;
 - `("copy", i)`: another unit initialised with a copy of unit `i`'s weights;
@@ -12,6 +14,8 @@ Every learngene unit appears exactly once as `("learngene", i)`, in order.
 """
 
 import dataclasses
+
+from keras_learngene import _names as names
 
 SOURCES = ("learngene", "copy", "fresh")
 
@@ -48,6 +52,54 @@ class Strategy:
                 f"Strategy {self.name!r} planned {fresh} new units for n_layers={n_layers}."
             )
         return slots
+
+    def build(self, form, learngene, n_layers, shape):
+        """The descendant's units, in order, for inputs of `shape` (the
+        stem's output): the plan's learngene units (copies), copies and fresh
+        units, named by the layer-name protocol (`keras_learngene._names`),
+        with a fresh bridge wherever the learngene has one."""
+        sources = learngene.learngene_units
+        units, copies, fresh, bridges = [], 0, 0, 0
+        for position, (source, i) in enumerate(self.layout(len(sources), n_layers)):
+            like = sources[i]
+            bridge = learngene.bridge_before(like.name) if source == "learngene" else None
+            if bridge is not None:  # a new bridge where the learngene has one
+                units.append(form.fresh_unit(bridge, shape, names.bridge(bridges),
+                                             preserve_shape=False))
+                bridges += 1
+                shape = tuple(units[-1].compute_output_shape((None,) + shape)[1:])
+            if source == "fresh":
+                unit = _fresh_unit(form, sources, i, shape, names.fresh(fresh))
+                fresh += 1
+            else:
+                expected = tuple(like.input.shape[1:])
+                # Units take any spatial size or token count; rank and width must match.
+                if len(expected) != len(shape) or expected[-1] != shape[-1]:
+                    raise ValueError(
+                        f"Strategy {self.name!r} puts learngene unit {like.name!r} (input "
+                        f"shape {expected}) at position {position}, where the input has shape "
+                        f"{shape}; pick another strategy or input_shape."
+                    )
+                unit_name = names.inherited(like.name) if source == "learngene" else \
+                    names.copy(copies, like.name)
+                copies += source == "copy"
+                unit = form.copy_unit(like, shape, unit_name)
+            units.append(unit)
+            shape = tuple(unit.compute_output_shape((None,) + shape)[1:])
+        return units
+
+
+def _fresh_unit(form, sources, i, shape, name):
+    """A fresh unit like learngene unit `i` that keeps `shape`; when a unit
+    changes the shape (it downsamples), the nearest learngene unit that keeps
+    it serves as the model instead."""
+    error = None
+    for j in sorted(range(len(sources)), key=lambda j: (abs(j - i), -j)):
+        try:
+            return form.fresh_unit(sources[j], shape, name, preserve_shape=True)
+        except ValueError as exc:
+            error = error or exc
+    raise error
 
 
 def stack(num_units, n_layers):

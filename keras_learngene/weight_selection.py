@@ -12,7 +12,7 @@ every backend.
 import keras
 import numpy as np
 
-HEAD_PREFIX = "head_"
+from keras_learngene import _names as names
 
 
 def _body_layers(model):
@@ -20,7 +20,7 @@ def _body_layers(model):
     return [
         layer for layer in model.layers
         if layer.weights and not isinstance(layer, keras.layers.InputLayer)
-        and not layer.name.startswith(HEAD_PREFIX)
+        and not names.is_head(layer.name)
     ]
 
 

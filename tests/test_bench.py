@@ -101,7 +101,7 @@ def test_plain_twins_match_the_library_descendants_parameter_for_parameter():
     from keras_learngene import condense, inherit
 
     for ancestry in (vit, keras_learngene_vgg_iso()):
-        descendant = inherit(condense(ancestry, n_layers=2, method="front"), 2, num_classes=4)
+        descendant = inherit(condense(ancestry, num_units=2, method="front"), 2, num_classes=4)
         twin = _cost.plain_twin(ancestry, 4, 4)
         assert twin.count_params() == descendant.count_params()
         assert twin.output_shape == descendant.output_shape

@@ -70,12 +70,18 @@ def make_records():
 META = {
     "profile": PROFILE, "command": "klg bench --profile test", "commit": "abc1234",
     "backend": "numpy", "machine": "2 CPU cores", "started": "t0", "finished": "t1",
+    "methods": {"front": {"title": "front-k"}, "back": {"title": "back-k"},
+                "auto": {"title": "Auto Learngene"},
+                "weight_selection": {"title": "weight selection"}},
     "ancestries": {"vit": {"preset": "vit_tiny", "params": 70790, "base_test_accuracy": 0.9427,
                            "train_seconds": 2186.0}},
     "condense": {"vit": {
-        "auto": {"seconds": 16.4, "units": [0, 1, 2], "matches": [0, 2, 1],
-                 "matrix": np.eye(6)[:, :3].tolist(), "learngene_bytes": 221616},
-        "front": {"seconds": 0.1, "units": [0, 1, 2], "matrix": None, "matches": None,
+        "auto": {"seconds": 16.4, "units": [0, 1, 2], "learngene_bytes": 221616,
+                 "heatmap": {"matrix": np.eye(6)[:, :3].tolist(), "xlabel": "pseudo",
+                             "ylabel": "unit", "colorbar": "linear_cka",
+                             "boxes": [[0, 0], [1, 2], [2, 1]], "columns": [],
+                             "title": None}},
+        "front": {"seconds": 0.1, "units": [0, 1, 2], "heatmap": None,
                   "learngene_bytes": 221000},
         "auto_units_by_seed": {"0": [0, 1, 2], "1": [0, 1, 3]}}},
     "cost": {"vit": {"ancestry_epoch_seconds": 165.0, "condense_seconds": 16.5,
@@ -209,7 +215,7 @@ def test_write_report(tmp_path):
     assert set(images) == {f"images/curves_vit_K{k}.png" for k in SHOTS} | {
         f"images/curves_cnn_K{k}.png" for k in SHOTS} | {
         "images/shots_vit.png", "images/shots_cnn.png", "images/sensitivity_vit.png",
-        "images/sensitivity_cnn.png", "images/similarity_vit.png"}
+        "images/sensitivity_cnn.png", "images/heatmap_vit_auto.png"}
     for image in images:
         assert (out / image).read_bytes().startswith(b"\x89PNG")
     assert "| claim | target | measured (ViT) | verdict (ViT) | measured (CNN) |" in text

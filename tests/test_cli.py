@@ -82,7 +82,7 @@ def test_inspect_writes_png(runner, tmp_path, data):
     pytest.importorskip("matplotlib")
     ancestry = train_briefly(TINY_BUILDERS["vit"](), *data, epochs=1)
     path = str(tmp_path / "lg.keras")
-    klg.condense(ancestry, data, n_layers=2, pseudo_epochs=1).save(path)
+    klg.condense(ancestry, data, num_units=2, pseudo_epochs=1).save(path)
     png = str(tmp_path / "s.png")
     result = invoke(runner, ["inspect", path, "--png", png, "--json"])
     assert result.exit_code == 0, result.output
@@ -92,7 +92,7 @@ def test_inspect_writes_png(runner, tmp_path, data):
 
 
 @pytest.mark.parametrize("args, message, code", [
-    (["train", "--preset", "vit_huge", "--out", "{tmp}/m.keras"], "Unknown preset", 1),
+    (["train", "--preset", "vit_huge", "--out", "{tmp}/m.keras"], "'vit_huge' is not one of", 2),
     (["train", "--preset", "vit_tiny", "--classes", "0,12", "--out", "{tmp}/m.keras"],
      "12", 1),
     (["train", "--preset", "vit_tiny", "--out", "{tmp}/missing/m.keras"], "does not exist", 1),
@@ -100,15 +100,19 @@ def test_inspect_writes_png(runner, tmp_path, data):
     (["train", "--preset", "vit_tiny", "--classes", "shirts", "--out", "{tmp}/m.keras"],
      "comma-separated", 2),
     (["train", "--preset", "vit_tiny", "--out", "{tmp}/m.h5"], "must end in '.keras'", 2),
-    (["condense", "--n-layers", "0", "--out", "{tmp}/lg.keras"], "n_layers=0", 1),
+    (["condense", "--num-units", "0", "--out", "{tmp}/lg.keras"], "--num-units", 2),
+    (["condense", "--method", "magic", "--out", "{tmp}/lg.keras"], "'magic' is not one of", 2),
+    (["condense", "--method", "front", "--similarity", "cosine", "--out", "{tmp}/lg.keras"],
+     "'front' takes no option 'similarity'", 2),
+    (["condense", "-o", "tasks", "--out", "{tmp}/lg.keras"], "KEY=VALUE", 2),
     (["condense", "--similarity", "linear_cak", "--out", "{tmp}/lg.keras"], "linear_cka", 1),
     (["condense", "--ancestry", "{tmp}/nope.keras", "--out", "{tmp}/lg.keras"], "nope.keras", 1),
     (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "1", "--num-classes", "2",
       "--out", "{tmp}/d.keras"], "not a learngene", 1),
     (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "-1", "--num-classes", "2",
-      "--out", "{tmp}/d.keras"], "n_layers=-1", 1),
+      "--out", "{tmp}/d.keras"], "--n-layers", 2),
     (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "1", "--num-classes", "2",
-      "--strategy", "stak", "--out", "{tmp}/d.keras"], "not a learngene", 1),
+      "--strategy", "stak", "--out", "{tmp}/d.keras"], "'stak' is not one of", 2),
 ])
 def test_bad_input_is_an_error_not_a_traceback(runner, tmp_path, args, message, code):
     TINY_BUILDERS["vit"]().save(str(tmp_path / "not_a_learngene.keras"))

@@ -11,8 +11,8 @@ import pytest
 from conftest import TINY_BUILDERS, tiny_data
 
 import keras_learngene as klg
-from keras_learngene.condense import chain_test, looks_untrained, resolve_form, select_units
-from keras_learngene.heur import GradientStability, make_tasks
+from keras_learngene._condense import looks_untrained, resolve_form
+from keras_learngene.methods import GradientStability, chain_test, make_tasks, select_units
 
 # ------------------------------------------------------------------ selection rules
 S = np.array([
@@ -71,13 +71,16 @@ def test_selection_errors(k, rule, message):
 
 
 # --------------------------------------------------------------------- condensing
-@pytest.mark.parametrize("method", ["front", "back", "auto", "heur"])
+FAST_OPTIONS = {"auto": {"pseudo_epochs": 1}, "heur": {"tasks": 2}}
+
+
+@pytest.mark.parametrize("method", ["front", "back", "auto", "heur", "weight_selection"])
 def test_condense_methods(trained_ancestry, data, method):
     form = resolve_form(trained_ancestry)
     anatomy = form.split(trained_ancestry)
     k = 2
-    learngene = klg.condense(trained_ancestry, data, n_layers=k, method=method,
-                             pseudo_epochs=1, heur_tasks=2)
+    learngene = klg.condense(trained_ancestry, data, num_units=k, method=method,
+                             **FAST_OPTIONS.get(method, {}))
     p = learngene.provenance
     assert len(learngene.learngene_units) == k == len(p["source_units"])
     assert p["source_units"] == sorted(p["source_units"])
@@ -91,7 +94,7 @@ def test_condense_methods(trained_ancestry, data, method):
     assert [learngene.bridge_before(u.name) is not None
             for u in learngene.learngene_units] == [u.name in expected
                                                     for u in learngene.learngene_units]
-    if method == "front":
+    if method in ("front", "weight_selection"):
         assert p["source_units"] == [0, 1]
     if method == "back":
         assert p["source_units"] == [len(anatomy.units) - 2, len(anatomy.units) - 1]
@@ -119,16 +122,20 @@ def test_condense_is_deterministic(data):
     from conftest import train_briefly
 
     train_briefly(ancestry, *data)
-    a = klg.condense(ancestry, data, n_layers=2, pseudo_epochs=1, seed=3)
-    b = klg.condense(ancestry, data, n_layers=2, pseudo_epochs=1, seed=3)
+    a = klg.condense(ancestry, data, num_units=2, pseudo_epochs=1, seed=3)
+    b = klg.condense(ancestry, data, num_units=2, pseudo_epochs=1, seed=3)
     assert a.provenance["source_units"] == b.provenance["source_units"]
     np.testing.assert_allclose(a.provenance["matrix"], b.provenance["matrix"], atol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"n_layers": 0}, "n_layers=0"),
-    ({"n_layers": 9}, "n_layers=9"),
+    ({"num_units": 0}, "num_units=0"),
+    ({"num_units": 9}, "num_units=9"),
     ({"method": "magic"}, "Unknown method 'magic'"),
+    ({"method": "front", "similarity": "cosine"}, "'front' takes no option 'similarity'"),
+    ({"selection": "best"}, "Unknown selection rule 'best'"),
+    ({"pseudo_epochs": -1}, "pseudo_epochs=-1 must be a positive int"),
+    ({"method": "heur", "tasks": 0}, "tasks=0 must be a positive int"),
     ({"similarity": "linear_cak"}, "Did you mean 'linear_cka'"),
     ({"data": None}, "needs probe data"),
     ({"data": "wrong_shape"}, "Probe images have shape"),
@@ -144,21 +151,21 @@ def test_condense_bad_input(trained_ancestry, data, kwargs, message):
     else:
         kwargs.setdefault("data", data)
     with pytest.raises(ValueError, match=message):
-        klg.condense(trained_ancestry, **{"n_layers": 2, **kwargs})
+        klg.condense(trained_ancestry, **{"num_units": 2, **kwargs})
 
 
 def test_untrained_ancestry_warns(data):
     model = TINY_BUILDERS["vgg"]()
     assert looks_untrained(model)
     with pytest.warns(UserWarning, match="looks untrained"):
-        klg.condense(model, data, n_layers=1, method="front")
+        klg.condense(model, data, num_units=1, method="front")
 
 
 def test_trained_ancestry_does_not_warn(trained_ancestry, data):
     assert not looks_untrained(trained_ancestry)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        klg.condense(trained_ancestry, data, n_layers=1, method="front")
+        klg.condense(trained_ancestry, data, num_units=1, method="front")
 
 
 def test_heur_callback_records_fractions(data):
@@ -182,7 +189,7 @@ def test_make_tasks_partitions_classes():
 
 # ------------------------------------------------------------------------ artifact
 def test_learngene_round_trip(trained_ancestry, data, tmp_path):
-    learngene = klg.condense(trained_ancestry, data, n_layers=2, pseudo_epochs=1)
+    learngene = klg.condense(trained_ancestry, data, num_units=2, pseudo_epochs=1)
     path = str(tmp_path / "lg.keras")
     learngene.save(path)
     loaded = keras.saving.load_model(path)  # plain Keras, safe mode on
@@ -196,14 +203,14 @@ def test_learngene_round_trip(trained_ancestry, data, tmp_path):
                                atol=1e-6)
 
 
-def test_save_is_atomic_and_never_overwrites(data, tmp_path, trained_ancestry):
-    learngene = klg.condense(trained_ancestry, n_layers=1, method="front")
+def test_save_is_atomic_and_takes_keras_signature(data, tmp_path, trained_ancestry):
+    learngene = klg.condense(trained_ancestry, num_units=1, method="front")
     path = tmp_path / "lg.keras"
     path.write_bytes(b"precious")
     with pytest.raises(FileExistsError, match="already exists"):
-        learngene.save(str(path))
+        learngene.save(str(path), overwrite=False)
     assert path.read_bytes() == b"precious"
-    learngene.save(str(path), overwrite=True)
+    learngene.save(str(path))  # Keras' Model.save default: overwrite=True
     assert klg.Learngene.load(str(path)).provenance["method"] == "front"
     with pytest.raises(ValueError, match="must end in '.keras'"):
         learngene.save(str(tmp_path / "lg.h5"))
@@ -228,7 +235,7 @@ import keras_learngene as klg
 keras.utils.set_random_seed(0)
 data = tiny_data()
 model = train_briefly(TINY_BUILDERS["vit"](), *data)
-klg.condense(model, data, n_layers=2, pseudo_epochs=1).save({path!r})
+klg.condense(model, data, num_units=2, pseudo_epochs=1).save({path!r})
 """
 
 

@@ -18,9 +18,10 @@ from conftest import TINY_BUILDERS, backend
 
 import keras_learngene as klg
 from keras_learngene import distribute, plugins, training
+from keras_learngene._condense import resolve_form
 from keras_learngene.cli import cli
-from keras_learngene.condense import resolve_form, similarity_matrix
 from keras_learngene.forms import feature_model
+from keras_learngene.methods import unit_similarities
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -126,10 +127,10 @@ def test_mixed_precision_ancestry_learngene_descendant(family, policy, data, tmp
         anatomy = resolve_form(ancestry).split(ancestry)
         assert {t.dtype for t in feature_model(ancestry, anatomy.unit_outputs).outputs} == \
             {"float32"}
-        S = similarity_matrix(ancestry, anatomy.unit_outputs, ancestry, anatomy.unit_outputs,
+        S = unit_similarities(ancestry, anatomy.unit_outputs, ancestry, anatomy.unit_outputs,
                               data[0][:64], plugins.get_similarity("linear_cka"))
         assert np.isfinite(S).all() and np.allclose(np.diag(S), 1.0, atol=1e-3)
-        learngene = klg.condense(ancestry, n_layers=2, method="front")
+        learngene = klg.condense(ancestry, num_units=2, method="front")
         assert distribute.float32_problems(learngene) == []
         path = str(tmp_path / "lg.keras")
         learngene.save(path)
@@ -232,7 +233,7 @@ out["shard_shapes"] = sorted(list(s.data.shape) for s in batch.addressable_shard
 out["step_batch_spec"] = str(getattr(seen[-1], "spec", seen[-1]))
 out["variable_devices"] = len(model.weights[0].value.sharding.device_set)
 
-learngene = klg.condense(model, n_layers=2, method="front")  # outside the scope
+learngene = klg.condense(model, num_units=2, method="front")  # outside the scope
 out["learngene_devices"] = sorted({len(w.value.sharding.device_set) for w in learngene.weights})
 out["learngene_problems"] = distribute.float32_problems(learngene)
 

@@ -344,7 +344,8 @@ def test_application_learngene_and_descendant(application, method, n_layers, tmp
     x = rng.random((48, 32, 32, 3), dtype=np.float32)
     y = np.arange(48) % 3
     with pytest.warns(UserWarning, match="looks untrained"):  # weights=None
-        learngene = klg.condense(model, (x, y), n_layers=2, method=method, pseudo_epochs=1)
+        learngene = klg.condense(model, (x, y), num_units=2, method=method,
+                                 **({"pseudo_epochs": 1} if method == "auto" else {}))
     assert learngene.form == "functional"
     p = learngene.provenance
     if method == "auto":
@@ -373,4 +374,4 @@ def test_generic_form_cannot_bridge_stages():
                                            alpha=0.35)
     with pytest.warns(UserWarning, match="looks untrained"):
         with pytest.raises(ValueError, match="No chain of 2 units fits together"):
-            klg.condense(model, n_layers=2, method="back")
+            klg.condense(model, num_units=2, method="back")

@@ -23,7 +23,7 @@ def learngenes(data):
         keras.utils.set_random_seed(0)
         ancestry = train_briefly(build(), *data, epochs=1)
         for method in ("front", "back"):
-            out[f"{family}/{method}"] = klg.condense(ancestry, n_layers=2, method=method)
+            out[f"{family}/{method}"] = klg.condense(ancestry, num_units=2, method=method)
         out[family] = out[f"{family}/back"]
     return out
 
@@ -141,7 +141,7 @@ def test_ancestry_without_data_is_refused(data):
 def test_ancestry_with_data_is_condensed(data):
     ancestry = train_briefly(TINY_BUILDERS["vit"](), *data, epochs=1)
     descendant = klg.inherit(ancestry, 1, num_classes=3, data=data,
-                             condense_kwargs={"n_layers": 2, "pseudo_epochs": 1})
+                             condense_kwargs={"num_units": 2, "pseudo_epochs": 1})
     assert len([n for n in klg.inherited_layers(descendant) if n != "inherited_stem"]) == 2
 
 

@@ -25,7 +25,7 @@ def test_keras_cv_backbone_as_ancestry(tmp_path):
     y_probe = np.arange(40) % 3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # untrained: weights=None
-        learngene = klg.condense(ancestry, (x_probe, y_probe), n_layers=2, method="front")
+        learngene = klg.condense(ancestry, (x_probe, y_probe), num_units=2, method="front")
     assert learngene.form == "functional"
     assert learngene.provenance["source_names"] == ["v2_stack_0_block1_unit",
                                                     "v2_stack_0_block2_unit"]

@@ -30,13 +30,17 @@ BUILTIN = {
     "forms": {"vit", "cnn"},
     "similarities": {"linear_cka", "rbf_cka", "cosine"},
     "strategies": {"stack", "prepend", "interleave", "expand"},
+    "methods": {"auto", "heur", "front", "back", "weight_selection"},
 }
-DEFAULT_PLUGIN = {
-    "forms": "keras_learngene.default_plugins.forms",
-    "similarities": "keras_learngene.default_plugins.similarities",
-    "strategies": "keras_learngene.default_plugins.strategies",
-}
-ROW_FIELDS = {"name", "version", "forms", "similarities", "strategies", "commands"}
+DEFAULT_PLUGIN = {kind: f"keras_learngene.default_plugins.{kind}" for kind in BUILTIN}
+ROW_FIELDS = {"name", "version", "forms", "similarities", "strategies", "methods", "commands",
+              "conflicts"}
+
+
+def _core_forms():
+    """Registered forms without the optional keras-hub ones (present when
+    keras-hub is installed)."""
+    return [n for n in plugins.registry("forms").in_order() if not n.startswith("keras_hub_")]
 
 
 # ------------------------------------------------------------- test plugins
@@ -114,11 +118,11 @@ def test_builtins_come_from_default_plugins(fresh_plugins, kind):
 def test_the_generic_functional_form_is_tried_last(fresh_plugins):
     """`condense` picks the first form that matches, trying the generic
     Functional form after every other, a plugin's included."""
-    from keras_learngene.condense import resolve_form
+    from keras_learngene._condense import resolve_form
 
-    assert plugins.registry("forms").in_order() == ["vit", "cnn", "functional"]
+    assert _core_forms() == ["vit", "cnn", "functional"]
     plugins.register_plugin(ExtraPlugin(), name="extra")
-    assert plugins.registry("forms").in_order() == ["vit", "cnn", "functional", "conv_only"]
+    assert _core_forms() == ["vit", "cnn", "functional", "conv_only"]
     vgg = keras_learngene.models.VGGNet((8, 8, 1), 2, filters=(4, 4), pool_after=())
     assert resolve_form(vgg).name == "cnn"  # built-ins registered first win
     plugins.unregister_plugin("keras_learngene.default_plugins.forms")
@@ -407,8 +411,7 @@ def test_klg_plugins_all_includes_the_builtins(fresh_plugins):
         assert BUILTIN[kind] <= set(row[kind])
         assert row[kind] == sorted(n for n in plugins.registry(kind).names()
                                    if plugins.registry(kind).plugin_of(n) == plugin)
-        assert all(row[other] == [] for other in ("forms", "similarities", "strategies")
-                   if other != kind)
+        assert all(row[other] == [] for other in BUILTIN if other != kind)
     # without --all: the built-ins only are left out
     assert [row["name"] for row in json.loads(invoke("plugins").stdout)] == ["extra"]
 

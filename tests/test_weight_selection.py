@@ -34,7 +34,7 @@ def _uniform(value, shape):
 def test_same_width_descendant_gets_the_first_units(family):
     ancestry = _ancestry(family)
     before = [w.copy() for w in ancestry.get_weights()]
-    learngene = klg.condense(ancestry, n_layers=2, method="front")
+    learngene = klg.condense(ancestry, num_units=2, method="front")
     descendant = keras.models.clone_model(klg.inherit(learngene, n_layers=1, num_classes=4))
     head = {layer.name: _weights(layer) for layer in descendant.layers
             if layer.name.startswith("head_")}
@@ -106,7 +106,7 @@ def test_descendants_it_cannot_initialise(case, match):
         ancestry, descendant = TINY_BUILDERS["vit"](), TINY_BUILDERS["vgg"]()
     elif case == "other layer":  # fresh_0 has no projection shortcut, residual_block_2 has
         ancestry = _ancestry("resnet")
-        learngene = klg.condense(ancestry, n_layers=2, method="front")
+        learngene = klg.condense(ancestry, num_units=2, method="front")
         descendant = klg.inherit(learngene, n_layers=1, num_classes=4)
     else:
         ancestry = _einsum_model("ab,bcd->acd", (2, 3))

@@ -7,6 +7,9 @@ the output folder remembers its profile, so a resumed run cannot mix two.
 
 import dataclasses
 
+# the benchmark's own baselines; every other entry of `Profile.methods` is a
+# registered condensing method (`klg plugins --all`), plugins' included
+BASELINES = ("scratch", "ancestry")
 METHODS = ("scratch", "front", "back", "auto", "heur", "weight_selection", "ancestry")
 
 
@@ -23,7 +26,8 @@ class Profile:
             training on the base classes, and optional builder `overrides`,
             `shots` (this architecture's K, default: the profile's) and
             `sensitivity` (False: no grid runs for this architecture).
-        methods: initialisations compared (see `METHODS`).
+        methods: initialisations compared: `"scratch"` (random), `"ancestry"`
+            (every unit, fine-tuned) and registered condensing methods.
         k: ancestry units in each learngene.
         n_fresh: fresh units stacked on the learngene in every descendant.
         shots: K, training images per novel class.

@@ -44,11 +44,9 @@ TARGETS = {
 }
 BASELINES = ("front", "back", "weight_selection")
 NOT_MEASURED = "not measured"
-METHOD_NAMES = {
-    "scratch": "scratch", "front": "front-k", "back": "back-k", "auto": "Auto Learngene",
-    "heur": "Heur Learngene", "weight_selection": "weight selection",
-    "ancestry": "whole ancestry (fine-tuned)",
-}
+# display names: the benchmark's own baselines; a method's title comes from
+# the registry (recorded in meta.json by the runner), else its name
+METHOD_NAMES = {"scratch": "scratch", "ancestry": "whole ancestry (fine-tuned)"}
 ARCH_NAMES = {"vit": "ViT", "cnn": "CNN"}
 _EPS = 1e-9  # float slack when an accuracy is compared with a threshold
 _DPI = 110
@@ -100,6 +98,7 @@ def summarize(records, meta):
         `ancestries`, `condense`, `cost` and `archs` (the four claims'
         numbers and verdicts), and `claims` (the rows of the summary table).
     """
+    METHOD_NAMES.update({m: v["title"] for m, v in (meta.get("methods") or {}).items()})
     profile = meta.get("profile") or {}
     steps = profile.get("steps") or max((r.get("steps", 0) for r in records), default=None)
     archs = _ordered(profile.get("archs") or list(profile.get("ancestries") or {}),
@@ -282,7 +281,7 @@ def _better(final):
                                       for k, p in vs["scratch"]["margins_points"].items())
         or NOT_MEASURED,
         "baselines_measured": ", ".join(
-            f"{METHOD_NAMES[o]} {min(vs[o]['margins_points'].values()):+.1f}" for o in measured)
+            f"{_name(o)} {min(vs[o]['margins_points'].values()):+.1f}" for o in measured)
         or NOT_MEASURED,
         "baselines_verdict": _margin_verdict({o: vs[o]["margins_points"] for o in measured}),
     }
@@ -296,7 +295,7 @@ def _margin_verdict(margins):
     p, other, k = min(cells)
     target = TARGETS["better_points"]
     return _verdict(p >= target - _EPS,
-                    f"{p:+.1f} points vs {METHOD_NAMES.get(other, other)} at K={k}",
+                    f"{p:+.1f} points vs {_name(other)} at K={k}",
                     f">= {target:g} at every K")
 
 
@@ -545,8 +544,9 @@ def _arch_section(arch, s, steps, images):
                      for m in s["methods"]])
     return (lines + _converge_section(arch, s, images) + _sensitivity_section(arch, s, images)
             + _better_section(s) + _samples_section(arch, s, images)
-            + _image(images, arch, "similarity",
-                     f"{name}: Auto Learngene similarity matrix of the condensing step"))
+            + [line for key in sorted((images or {}).get(arch, {})) if key.startswith("heatmap_")
+               for line in _image(images, arch, key, f"{name}: what {_name(key[8:])} measured "
+                                  "when condensing (seed 0)")])
 
 
 def _converge_section(arch, s, images):
@@ -647,17 +647,17 @@ def _plots(summary, meta, folder):
                 plt, folder / f"sensitivity_{arch}.png",
                 f"{name}: final accuracy over the lr x batch grid, K={s['sensitivity']['shots']}",
                 s["sensitivity"]["methods"], colors)
-        auto = ((meta.get("condense") or {}).get(arch) or {}).get("auto") or {}
-        if auto.get("matrix"):
-            files["similarity"] = _plot_similarity(
-                plt, folder / f"similarity_{arch}.png",
-                f"{name}: Auto Learngene similarity, units {auto.get('units')}", auto)
+        for method, c in ((meta.get("condense") or {}).get(arch) or {}).items():
+            if isinstance(c, dict) and c.get("heatmap"):
+                files[f"heatmap_{method}"] = _plot_heatmap(
+                    folder / f"heatmap_{arch}_{method}.png",
+                    f"{name}: {_name(method)}, units {c.get('units')}", c["heatmap"])
         written[arch] = files
     return written
 
 
 def _method_rank(method):
-    known = list(METHOD_NAMES)
+    known = ["scratch", *METHOD_NAMES]
     return (known.index(method), method) if method in known else (len(known), method)
 
 
@@ -717,19 +717,10 @@ def _plot_sensitivity(plt, path, title, spreads, colors):
                  "final test accuracy (%), one dot per grid point")
 
 
-def _plot_similarity(plt, path, title, condensed):
-    matrix = np.asarray(condensed["matrix"], dtype=float)
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 + 0.5 * matrix.shape[1]),
-                                    max(3.0, 1.2 + 0.4 * matrix.shape[0])))
-    image = ax.imshow(matrix, cmap="viridis", aspect="auto")
-    fig.colorbar(image, ax=ax, label="similarity")
-    ax.set_xticks(range(matrix.shape[1]))
-    ax.set_yticks(range(matrix.shape[0]))
-    if matrix.size <= 256:
-        for (i, j), value in np.ndenumerate(matrix):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
-                    color="white" if value < matrix.mean() else "black")
-    for i, j in zip(condensed.get("units") or [], condensed.get("matches") or []):
-        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
-    return _save(plt, fig, ax, path, title, "pseudo-descendant unit", "ancestry unit",
-                 grid=False)
+def _plot_heatmap(path, title, spec):
+    from keras_learngene.plotting import heatmap_figure
+
+    plt, fig = heatmap_figure({**spec, "title": None}, title)
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+    return path.name

@@ -22,16 +22,16 @@ import time
 import keras
 import numpy as np
 
-from keras_learngene import __version__, datasets, training
+from keras_learngene import __version__, datasets, plugins, training
+from keras_learngene import _names as names
 from keras_learngene._assets import DEFAULT_ANCESTRY
+from keras_learngene._condense import condense, resolve_form
+from keras_learngene._inherit import inherit
 from keras_learngene.bench import _cost
-from keras_learngene.bench._profiles import get_profile
+from keras_learngene.bench._profiles import BASELINES, get_profile
 from keras_learngene.bench._report import load_records
-from keras_learngene.condense import condense, resolve_form
-from keras_learngene.inherit import inherit
 from keras_learngene.learngene import Learngene, save_atomically
 from keras_learngene.models import build_preset
-from keras_learngene.weight_selection import select_weights
 
 EVAL_BATCH = 2000  # large evaluation batches: eager backends are slow with small ones
 
@@ -149,61 +149,57 @@ class _Arch:
         self.learngenes = {}
 
     def learngene(self, method, seed):
-        """The learngene of a method (condensed once per seed, cached on disk)."""
+        """The learngene of a registered method (condensed once per seed when
+        the method is seeded, else once; cached on disk). `"ancestry"` is
+        every unit, kept by `front`."""
         p = self.bench.profile
-        seed = seed if method in ("auto", "heur") else 0  # front/back do not depend on it
+        how = "front" if method in BASELINES else method
+        seed = seed if plugins.get_method(how).seeded else 0
         k = len(self.bench.units(self.ancestry)) if method == "ancestry" else p.k
         key = (method, seed)
         if key in self.learngenes:
             return self.learngenes[key]
         path = os.path.join(self.bench.cache, f"learngene_{self.name}_{self.info['key']}_"
-                                              f"{method}_k{k}_seed{seed}.keras")
+                                              f"{how}_k{k}_seed{seed}.keras")
         if os.path.isfile(path):
             learngene = Learngene.load(path)
         else:
-            how = "front" if method in ("ancestry", "scratch", "weight_selection") else method
             self.bench.say(f"{self.name}: condensing with {how} (k={k}, seed={seed})")
-            learngene = condense(self.ancestry, self.bench.probe, n_layers=k, method=how,
+            learngene = condense(self.ancestry, self.bench.probe, num_units=k, method=how,
                                  seed=seed)
             save_atomically(learngene, path)
-        if method in ("auto", "heur", "front", "back") and seed == 0:
-            self.bench.meta["condense"].setdefault(self.name, {})[method] = {
-                "seconds": learngene.provenance["seconds"],  # when it was condensed
-                "units": learngene.provenance["source_units"],
-                "matrix": learngene.provenance.get("matrix"),
-                "matches": learngene.provenance.get("matches"),
-                "learngene_bytes": os.path.getsize(path),
-                "learngene_params": learngene.count_params(),
-            }
-        if method in ("auto", "heur"):
-            units = self.bench.meta["condense"].setdefault(self.name, {}).setdefault(
-                f"{method}_units_by_seed", {})
-            units[str(seed)] = learngene.provenance["source_units"]
+        if method not in BASELINES:
+            record = self.bench.meta["condense"].setdefault(self.name, {})
+            if seed == 0:
+                record[method] = {
+                    "seconds": learngene.provenance["seconds"],  # when it was condensed
+                    "units": learngene.provenance["source_units"],
+                    "heatmap": learngene.provenance.get("heatmap"),
+                    "learngene_bytes": os.path.getsize(path),
+                    "learngene_params": learngene.count_params(),
+                }
+            record.setdefault(f"{method}_units_by_seed", {})[str(seed)] = \
+                learngene.provenance["source_units"]
         self.learngenes[key] = learngene
         return learngene
 
     def descendant(self, method, seed):
-        """The initial descendant of a run, and the ancestry units it inherits."""
+        """The initial descendant of a run, and the ancestry units it inherits
+        (`None` for scratch)."""
         p = self.bench.profile
         if method == "ancestry":
-            model = inherit(self.learngene("ancestry", seed), 0, num_classes=self.bench.classes,
-                            seed=seed)
-            return model, self.learngene("ancestry", seed).provenance["source_units"]
-        if method in ("front", "back", "auto", "heur"):
-            learngene = self.learngene(method, seed)
-            model = inherit(learngene, p.n_fresh, num_classes=self.bench.classes, seed=seed)
-            return model, learngene.provenance["source_units"]
-        # scratch and weight selection: the same architecture, freshly initialised
-        like = inherit(self.learngene("front", 0), p.n_fresh, num_classes=self.bench.classes,
-                       seed=seed)
-        keras.utils.set_random_seed(seed)
-        model = keras.models.clone_model(like)
-        if method == "weight_selection":
-            select_weights(self.ancestry, model)
-            return model, list(range(p.k + p.n_fresh))
-        if method != "scratch":
-            raise ValueError(f"Unknown benchmark method {method!r}.")
-        return model, None
+            learngene = self.learngene("ancestry", seed)
+            return inherit(learngene, 0, num_classes=self.bench.classes, seed=seed), \
+                learngene.provenance["source_units"]
+        if method == "scratch":  # front-k's architecture, freshly initialised
+            like = inherit(self.learngene("front", 0), p.n_fresh,
+                           num_classes=self.bench.classes, seed=seed)
+            keras.utils.set_random_seed(seed)
+            return keras.models.clone_model(like), None
+        learngene = self.learngene(method, seed)
+        model = inherit(learngene, p.n_fresh, num_classes=self.bench.classes, seed=seed,
+                        strategy="stack")
+        return model, learngene.provenance["source_units"]
 
 
 class Bench:
@@ -327,9 +323,7 @@ class Bench:
         params = model.count_params()
         inherited = 0 if units is None else sum(
             int(np.prod(w.shape)) for layer in model.layers for w in layer.weights
-            if not layer.name.startswith("head_") and (
-                run["method"] == "weight_selection" or
-                layer.name.startswith(("inherited_", "copy"))))
+            if names.source_of(layer.name) is not None)
         model, traced = compiled.get(model, run["learning_rate"], run["batch_size"])
         x, y = self.task(run["shots"], run["seed"])
         keras.utils.set_random_seed(run["seed"])
@@ -370,6 +364,13 @@ class Bench:
         p = self.profile
         if max(p.checkpoints) != p.steps:
             raise ValueError(f"The last checkpoint must be the step budget ({p.steps}).")
+        registry = plugins.registry("methods")
+        for m in p.methods:  # unknown names fail here, before any training
+            if m not in BASELINES:
+                method = registry.get(m)
+                self.meta.setdefault("methods", {})[m] = {
+                    "title": method.title or m, "plugin": registry.plugin_of(m),
+                    "description": method.description}
         self.load_data()
         records = load_records(self.out)
         if records:  # rewrite without a record an interrupted write left truncated
@@ -399,7 +400,7 @@ class Bench:
                                time.perf_counter() - started, record))
         for name, spec in p.ancestries.items():  # what a run cut short may not have recorded
             arch = archs.setdefault(name, _Arch(name, spec, self))
-            for method in {"auto", "heur", "front", "back"} & set(p.methods):
+            for method in [m for m in p.methods if m not in BASELINES]:
                 for seed in p.seeds:
                     arch.learngene(method, seed)  # from the cache: nothing is recomputed
             if name not in self.meta["cost"]:

@@ -1,6 +1,10 @@
 """Heur Learngene (Wang et al., AAAI 2022, arXiv 2106.06788): the units whose
 gradients stay stable while the ancestry body learns a sequence of tasks.
 
+Its descendants put fresh low-level units under the inherited high-level ones
+(strategy `"prepend"` is the paper's layout; the library's default for every
+method is `"stack"`, so that descendants of all methods compare alike).
+
 `GradientStability` is a Keras callback that records, per unit, the fraction
 of weight-gradient entries above a threshold on a fixed probe batch;
 `heur_statistics` trains a copy of the ancestry body on tasks drawn from the
@@ -11,6 +15,8 @@ import keras
 import numpy as np
 
 from keras_learngene._gradients import loss_gradients
+from keras_learngene.methods._base import Condensed, Method, heatmap
+from keras_learngene.methods._selection import most_stable_chain
 from keras_learngene.training import train
 
 
@@ -104,3 +110,48 @@ def heur_statistics(form, anatomy, x, y, num_tasks=3, seed=0, epochs=1, probe_si
         stats.append(np.mean(callback.fractions, axis=0))
     stats = np.asarray(stats)
     return stats, stats.std(axis=0), tasks
+
+
+class HeurLearngene(Method):
+    """Heur Learngene: the units whose gradients are most stable over a
+    sequence of tasks drawn from the probe classes.
+
+    Options:
+        tasks: number of tasks in the sequence (`heur_tasks` in 0.1).
+        epochs: epochs per task.
+        probe_size: examples of the fixed batch the gradients are measured on.
+    """
+
+    name = "heur"
+    title = "Heur Learngene"
+    description = "Heur Learngene: units whose gradients stay stable over a task sequence"
+    needs_data = True
+    seeded = True
+    options = {"tasks": 3, "epochs": 1, "probe_size": 64}
+    quick_options = {"tasks": 2}
+
+    def check(self, job):
+        for key in self.options:
+            value = job.options[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{key}={value!r} must be a positive int.")
+
+    def condense(self, job):
+        o = job.options
+        stats, instability, tasks = heur_statistics(
+            job.form, job.anatomy, job.x, job.y, o["tasks"], job.seed, epochs=o["epochs"],
+            probe_size=o["probe_size"])
+        indices = most_stable_chain(instability, job.num_units, job.chains)
+        return Condensed(indices, {
+            "selection": "most_stable", "matrix": np.asarray(stats).round(6).tolist(),
+            "instability": np.round(instability, 6).tolist(), "tasks": tasks,
+            "scores": [round(float(instability[i]), 6) for i in indices],
+            "heatmap": heatmap(stats, xlabel="ancestry unit", ylabel="task",
+                               colorbar="gradient fraction", columns=indices),
+        })
+
+    def describe(self, provenance):
+        chosen = set(provenance["source_units"])
+        return ["gradient instability per unit (std over tasks; lower is more stable):"] + [
+            f"{i:>4d}  {v:9.5f}" + (" <- selected" if i in chosen else "")
+            for i, v in enumerate(provenance["instability"])]

@@ -16,6 +16,7 @@ import os
 
 import keras
 
+from keras_learngene import _names as names
 from keras_learngene import plugins
 from keras_learngene.learngene import Learngene
 
@@ -32,10 +33,10 @@ def _as_learngene(model, data, condense_kwargs):
             raise ValueError(
                 f"inherit() got the model {model.name!r}, not a learngene, and no probe data to "
                 "condense it with. Condense it first: "
-                "`learngene = keras_learngene.condense(model, (x, y), n_layers=3)`, or pass "
+                "`learngene = keras_learngene.condense(model, (x, y), num_units=3)`, or pass "
                 "data=(x, y) to condense it here with the default method."
             )
-        from keras_learngene.condense import condense
+        from keras_learngene._condense import condense
 
         return condense(model, data, **(condense_kwargs or {}))
     raise TypeError(
@@ -49,7 +50,7 @@ def inherit(
     n_layers,
     *,
     num_classes,
-    strategy="stack",
+    strategy=None,
     input_shape=None,
     head="linear",
     dropout=0.0,
@@ -70,9 +71,11 @@ def inherit(
             unselected weights.
         n_layers: number of new units (0 or more), laid out by `strategy`.
         num_classes: logits of the new head.
-        strategy: a registered strategy: `"stack"` (new units after the
-            learngene), `"prepend"` (before it), `"interleave"` (between its
-            units), `"expand"` (copies of each learngene unit after it).
+        strategy: a registered strategy; default: the one the learngene's
+            method asks for (its provenance's `strategy`, `"stack"` for the
+            built-ins). Built-ins: `"stack"` (new units after the learngene),
+            `"prepend"` (before it), `"interleave"` (between its units),
+            `"expand"` (copies of each learngene unit after it).
         input_shape: `(height, width, channels)` of the new task; default: the
             learngene's. The channels must match; a ViT's position embedding
             is resized for another image size.
@@ -107,7 +110,8 @@ def inherit(
         raise ValueError(f"num_classes={num_classes!r} must be a positive int.")
     learngene = _as_learngene(model, data, condense_kwargs)
     form = plugins.get_form(learngene.form)
-    plan = plugins.get_strategy(strategy).layout(len(learngene.learngene_units), n_layers)
+    chosen = plugins.get_strategy(strategy or learngene.provenance.get("strategy") or "stack")
+    chosen.layout(len(learngene.learngene_units), n_layers)  # a bad plan fails before work
     input_shape = tuple(input_shape or learngene.image_shape)
     if len(input_shape) != len(learngene.image_shape):
         raise ValueError(
@@ -124,55 +128,15 @@ def inherit(
     stem, shape = None, input_shape
     if learngene.stem_layer is not None:
         stem = form.adapt_stem(learngene.stem_layer, input_shape)
-        stem = form.copy_unit(stem, input_shape, "inherited_stem")
+        stem = form.copy_unit(stem, input_shape, names.INHERITED_STEM)
         shape = tuple(stem.compute_output_shape((None,) + input_shape)[1:])
-    sources = learngene.learngene_units
-    units, copies, fresh, bridges = [], 0, 0, 0
-    for position, (source, i) in enumerate(plan):
-        like = sources[i]
-        bridge = learngene.bridge_before(like.name) if source == "learngene" else None
-        if bridge is not None:  # a new bridge where the learngene has one
-            units.append(form.fresh_unit(bridge, shape, f"bridge_{bridges}",
-                                         preserve_shape=False))
-            bridges += 1
-            shape = tuple(units[-1].compute_output_shape((None,) + shape)[1:])
-        if source == "fresh":
-            unit = _fresh_unit(form, sources, i, shape, f"fresh_{fresh}")
-            fresh += 1
-        else:
-            expected = tuple(like.input.shape[1:])
-            # Units take any spatial size or token count; rank and width must match.
-            if len(expected) != len(shape) or expected[-1] != shape[-1]:
-                raise ValueError(
-                    f"Strategy {strategy!r} puts learngene unit {like.name!r} (input shape "
-                    f"{expected}) at position {position}, where the input has shape {shape}; "
-                    "pick another strategy or input_shape."
-                )
-            unit_name = f"inherited_{like.name}" if source == "learngene" else \
-                f"copy{copies}_{like.name}"
-            copies += source == "copy"
-            unit = form.copy_unit(like, shape, unit_name)
-        units.append(unit)
-        shape = tuple(unit.compute_output_shape((None,) + shape)[1:])
+    units = chosen.build(form, learngene, n_layers, shape)
     descendant = form.assemble(input_shape, stem, units, num_classes, head=head,
                                dropout=dropout, name=name)
     if freeze_learngene:
         for layer in inherited_layers(descendant):
             descendant.get_layer(layer).trainable = False
     return descendant
-
-
-def _fresh_unit(form, sources, i, shape, name):
-    """A fresh unit like learngene unit `i` that keeps `shape`; when a unit
-    changes the shape (it downsamples), the nearest learngene unit that keeps
-    it serves as the model instead."""
-    error = None
-    for j in sorted(range(len(sources)), key=lambda j: (abs(j - i), -j)):
-        try:
-            return form.fresh_unit(sources[j], shape, name, preserve_shape=True)
-        except ValueError as exc:
-            error = error or exc
-    raise error
 
 
 def inherited_layers(model):
@@ -192,13 +156,5 @@ def inherited_layers(model):
         descendant.get_layer(name).trainable = False
     ```
     """
-    found = {}
-    for layer in model.layers:
-        if layer.name == "inherited_stem":
-            found[layer.name] = "stem"
-        elif layer.name.startswith("inherited_"):
-            found[layer.name] = layer.name[len("inherited_"):]
-        elif layer.name.startswith("copy") and "_" in layer.name and \
-                layer.name[4:].split("_", 1)[0].isdigit():
-            found[layer.name] = layer.name.split("_", 1)[1]
-    return found
+    return {layer.name: names.source_of(layer.name) for layer in model.layers
+            if names.source_of(layer.name) is not None}
