@@ -53,9 +53,11 @@ def condense(ancestry, data=None, *, num_units=3, method="auto", form=None, seed
 
     Args:
         ancestry: a trained Functional `keras.Model` (or a path to a `.keras` file).
-        data: probe data `(x, y)`: images shaped like the ancestry's input and
-            int labels. Methods that measure something (Auto and Heur
-            Learngene) need them; `front`, `back` and `weight_selection` do not.
+        data: probe data: `(x, y)` arrays of images shaped like the ancestry's
+            input and int labels, or a `tf.data.Dataset`, `keras.utils.PyDataset`
+            or generator of `(x, y)` batches (collected into arrays). Methods
+            that measure something (Auto and Heur Learngene) need them;
+            `front`, `back` and `weight_selection` do not.
         num_units: how many ancestry units the learngene keeps (k).
         method: a registered method (`klg plugins --all` lists them): `"auto"`
             (Auto Learngene: similarity to a pseudo descendant), `"heur"` (Heur
@@ -161,17 +163,18 @@ def _method_options(method, options):
 
 
 def _check_probe(data, anatomy):
-    """Probe data as float32 images and int64 labels, checked before any work."""
+    """Probe data (arrays, `tf.data`, `PyDataset` or a generator of `(x, y)`
+    batches) as float32 images and int64 labels, checked before any work."""
+    from keras_learngene._checks import check_images
+    from keras_learngene._data import to_arrays
+
     if data is None:
         raise ValueError(
             "This method needs probe data: pass data=(x, y) with images shaped like the "
             f"ancestry's input {anatomy.input_shape} and int labels."
         )
-    if not (isinstance(data, tuple | list) and len(data) == 2):
-        raise ValueError("Probe data must be a tuple (x, y) of images and int labels.")
-    x, y = np.asarray(data[0], dtype="float32"), np.asarray(data[1]).astype("int64")
-    if len(y) != len(x):
-        raise ValueError(f"Probe data has {len(x)} images but {len(y)} labels.")
+    x, y = to_arrays(data, x_rank=len(anatomy.input_shape), name="data")
+    check_images(x, where="data", input_shape=None)
     if tuple(x.shape[1:]) != tuple(anatomy.input_shape):
         raise ValueError(
             f"Probe images have shape {tuple(x.shape[1:])} but the ancestry takes "

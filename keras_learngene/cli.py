@@ -6,6 +6,7 @@ usage), never a traceback.
 """
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -162,6 +163,13 @@ def cli():
               show_default=True, help="Probe data set.")
 @click.option("--classes", default="base", show_default=True,
               help="Probe classes: base, novel, all or ids like 1,3,5.")
+@click.option("--data", "data_path", type=click.Path(exists=True), default=None,
+              help="Your own data instead of --dataset: a folder with one sub-folder of images "
+              "per class, or an .npz with x, y (and optional x_test, y_test).")
+@click.option("--image-size", default=None, metavar="HxW",
+              help="With --data: resize images to HxW [default: the model's input size].")
+@click.option("--color-mode", type=click.Choice(["grayscale", "rgb", "rgba"]), default=None,
+              help="With --data: colour mode [default: the model's channels].")
 @click.option("--num-units", type=click.IntRange(min=1), default=3, show_default=True,
               help="Ancestry units kept in the learngene (k).")
 @click.option("--n-layers", "old_n_layers", type=int, default=None, hidden=True,
@@ -186,8 +194,9 @@ def cli():
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @_fail_cleanly
-def condense(ancestry, dataset, classes, num_units, old_n_layers, method, similarity,
-             selection, form, pseudo_depth, pseudo_epochs, extra, seed, out, overwrite, as_json):
+def condense(ancestry, dataset, classes, data_path, image_size, color_mode, num_units,
+             old_n_layers, method, similarity, selection, form, pseudo_depth, pseudo_epochs,
+             extra, seed, out, overwrite, as_json):
     """Condense an ancestry into a learngene and save it.
 
     With no arguments: the shipped tiny ViT ancestry, probed with the base
@@ -209,7 +218,7 @@ def condense(ancestry, dataset, classes, num_units, old_n_layers, method, simila
     _progress(f"backend: {_backend()}")
     model = klg.load_default_ancestry() if ancestry is None else load_keras(
         ancestry, what="ancestry")
-    task = klg.datasets.load_task(dataset, classes=_parse_classes(classes))
+    task = _load_task(dataset, classes, data_path, image_size, color_mode, model.input_shape)
     _progress(f"condensing {model.name} with {method} on {task.name} "
               f"({len(task.x_train)} images given{'' if chosen.needs_data else ', unused'})")
     with _keras_logs_to_stderr():
@@ -219,6 +228,25 @@ def condense(ancestry, dataset, classes, num_units, old_n_layers, method, simila
     p = learngene.provenance
     payload = {"out": out, "bytes": os.path.getsize(out), **_summary(learngene)}
     _emit(as_json, payload, _condense_table(learngene, out) + f"\nseconds: {p['seconds']}")
+
+
+def _load_task(dataset, classes, data_path, image_size, color_mode, input_shape, shots=None,
+               seed=0):
+    """The built-in data set, or the user's `--data` shaped like the model's input."""
+    import keras_learngene as klg
+
+    if data_path is None:
+        if image_size or color_mode:
+            raise click.UsageError("--image-size and --color-mode go with --data.")
+        return klg.datasets.load_task(dataset, classes=_parse_classes(classes), shots=shots,
+                                      seed=seed)
+    task = klg.datasets.load_data(data_path, image_size=image_size, color_mode=color_mode,
+                                  input_shape=input_shape, seed=seed)
+    if shots is not None:
+        keep = klg.datasets.sample_shots(task.y_train, shots, seed)
+        task = dataclasses.replace(task, x_train=task.x_train[keep], y_train=task.y_train[keep],
+                                   name=f"{task.name}/{shots}-shot/seed={seed}")
+    return task
 
 
 def _check_method_options(method, options):
@@ -307,6 +335,14 @@ def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, 
               show_default=True)
 @click.option("--classes", default="all", show_default=True,
               help="base, novel, all or ids like 0,2,4,6.")
+@click.option("--data", "data_path", type=click.Path(exists=True), default=None,
+              help="Your own data instead of --dataset: a folder with one sub-folder of images "
+              "per class, or an .npz with x, y (and optional x_test, y_test; otherwise a "
+              "fifth of each class is held out for testing).")
+@click.option("--image-size", default=None, metavar="HxW",
+              help="With --data: resize images to HxW [default: the model's input size].")
+@click.option("--color-mode", type=click.Choice(["grayscale", "rgb", "rgba"]), default=None,
+              help="With --data: colour mode [default: the model's channels].")
 @click.option("--shots", type=int, default=None, help="K training images per class.")
 @click.option("--epochs", type=int, default=5, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -328,8 +364,8 @@ def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, 
 @click.option("--overwrite", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 @_fail_cleanly
-def train(preset, model_path, dataset, classes, shots, epochs, batch_size, lr, seed,
-          distribution, devices, precision, out, overwrite, as_json):
+def train(preset, model_path, dataset, classes, data_path, image_size, color_mode, shots, epochs,
+          batch_size, lr, seed, distribution, devices, precision, out, overwrite, as_json):
     """Train a preset ancestry or a saved model on a data set and save it.
 
     Says on stderr which backend, devices, distribution and precision it
@@ -348,13 +384,14 @@ def train(preset, model_path, dataset, classes, shots, epochs, batch_size, lr, s
     from keras_learngene.learngene import save_atomically
 
     setting = distribute.make_distribution(distribution, devices)  # fails early off JAX
-    task = klg.datasets.load_task(dataset, classes=_parse_classes(classes), shots=shots,
-                                  seed=seed)
+    saved = None if model_path is None else load_keras(model_path, what="model")
+    task = _load_task(dataset, classes, data_path, image_size, color_mode,
+                      None if saved is None else saved.input_shape, shots=shots, seed=seed)
     with distribute.scope(setting, precision, devices) as setting:
         if preset is not None:
             model = klg.models.build_preset(preset, task.input_shape, task.num_classes)
         else:
-            model = distribute.rebuild(load_keras(model_path, what="model"))
+            model = distribute.rebuild(saved)
             if model.output_shape[-1] != task.num_classes:
                 raise click.ClickException(
                     f"{model_path!r} has {model.output_shape[-1]} outputs but the task has "
@@ -507,6 +544,9 @@ def _load_plugin_commands():
 
 def main():
     """Entry point of the `klg` console script."""
+    # TensorFlow's C++ start-up lines are noise on a user's stderr; set
+    # TF_CPP_MIN_LOG_LEVEL=0 to see them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _load_plugin_commands()
     cli()
 

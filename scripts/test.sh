@@ -12,10 +12,14 @@ for backend in tensorflow jax torch; do
     KERAS_BACKEND=$backend python -m pytest tests -q -p no:cacheprovider
 done
 
-echo "== example plugin: plugins/klg-similarities-extra"
-python -m pytest plugins/klg-similarities-extra/tests -q -p no:cacheprovider
+echo "== example plugins: plugins/klg-similarities-extra, plugins/klg-method-spread"
+python -m pytest plugins/klg-similarities-extra/tests plugins/klg-method-spread/tests -q \
+    -p no:cacheprovider
 klg plugins | python -c "import json, sys; names = [p['name'] for p in json.load(sys.stdin)]; \
-assert 'similarities_extra' in names, names; print('klg plugins lists', names)"
+assert {'similarities_extra', 'method_spread'} <= set(names), names; print('klg plugins lists', names)"
+echo "== the registry's conformance suites on the installed example plugins"
+KLG_LOAD_PLUGINS=similarities_extra,method_spread KERAS_BACKEND=jax python -m pytest \
+    tests/test_methods.py tests/test_plugins.py -q -p no:cacheprovider -k "conformance"
 
 echo "== docs"
 mkdocs build --strict --quiet -d "$(mktemp -d)"

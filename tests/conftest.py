@@ -107,4 +107,28 @@ def model_zoo():
     zoo = {f"tiny:{name}": build(3) for name, build in sorted(TINY_BUILDERS.items())}
     for name in sorted(models.PRESETS):
         zoo[f"preset:{name}"] = models.build_preset(name, image_shape=TINY_SHAPE, num_classes=3)
+    zoo.update(_hub_backbones())
     return {kind: randomize_weights(model, seed=i) for i, (kind, model) in enumerate(zoo.items())}
+
+
+def _hub_backbones():
+    """Tiny keras-hub backbones (`"hub:vit"`, ...) when keras-hub is installed
+    (the `hub` extra), so its forms meet the conformance suite."""
+    import importlib.util
+
+    if importlib.util.find_spec("keras_hub") is None:
+        return {}
+    import keras_hub
+
+    return {
+        "hub:vit": keras_hub.models.ViTBackbone(
+            image_shape=TINY_SHAPE, patch_size=4, num_layers=2, num_heads=2, hidden_dim=8,
+            mlp_dim=16),
+        "hub:resnet": keras_hub.models.ResNetBackbone(
+            input_conv_filters=[64], input_conv_kernel_sizes=[3],
+            stackwise_num_filters=[64, 64], stackwise_num_blocks=[1, 1],
+            stackwise_num_strides=[1, 2], block_type="basic_block", image_shape=TINY_SHAPE),
+        "hub:vgg": keras_hub.models.VGGBackbone(
+            stackwise_num_repeats=[1, 1, 1], stackwise_num_filters=[4, 4, 8],
+            image_shape=TINY_SHAPE),
+    }

@@ -190,7 +190,7 @@ def test_constants():
     assert datasets.FASHION_MNIST_CLASSES[0] == "T-shirt/top"
     assert datasets.FASHION_MNIST_CLASSES[9] == "Ankle boot"
     assert sorted(datasets.BASE_CLASSES + datasets.NOVEL_CLASSES) == list(range(10))
-    assert datasets.DATASETS == ("fashion_mnist", "embedded", "digits")
+    assert datasets.DATASETS == ("fashion_mnist", "embedded", "digits", "glyphs", "cifar_fs")
     assert set(datasets.__all__) <= set(dir(datasets))
 
 

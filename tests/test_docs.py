@@ -128,7 +128,7 @@ def page_env():
 def test_there_are_tutorials():
     names = {path.stem for path in TUTORIALS}
     assert {"quickstart", "cli", "bring_your_own_model", "writing_a_plugin", "backends",
-            "benchmark"} <= names
+            "benchmark", "your_data", "keras_hub"} <= names
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
