@@ -129,8 +129,8 @@ def _parse_shape(value):
         shape = tuple(int(v) for v in value.lower().split("x"))
     except ValueError:
         shape = ()
-    if len(shape) != 3:
-        raise click.BadParameter(f"{value!r}: write HxWxC, e.g. 32x32x1.",
+    if len(shape) != 3 or min(shape) < 1:
+        raise click.BadParameter(f"{value!r}: write HxWxC with positive sizes, e.g. 32x32x1.",
                                  param_hint="--input-shape")
     return shape
 

@@ -280,3 +280,34 @@ def test_a_folder_trains_a_model(tmp_path):
     model = TINY_BUILDERS["vgg"]()
     training.train(model, (task.x_train, task.y_train), epochs=1, batch_size=8, verbose=0)
     assert 0 <= training.evaluate(model, (task.x_test, task.y_test)) <= 1
+
+
+# ------------------------------------------------------------ condense's probe data
+@pytest.mark.parametrize("trained_ancestry", ["vit"], indirect=True)
+def test_condense_takes_every_data_kind(trained_ancestry):
+    """Arrays, a generator of batches, a PyDataset and (on TensorFlow) tf.data
+    give condense the same probe data, hence the same learngene."""
+    import keras
+    from conftest import tiny_data
+
+    import keras_learngene as klg
+
+    x, y = tiny_data(n=64)
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return x[16 * i:16 * (i + 1)], y[16 * i:16 * (i + 1)]
+
+    kinds = {"arrays": (x, y), "generator": ((x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)),
+             "py_dataset": Batches()}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        kinds["tf_data"] = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    units = {name: klg.condense(trained_ancestry, data, num_units=1, method="auto",
+                                pseudo_epochs=1, probe_size=64).provenance["probe_fingerprint"]
+             for name, data in kinds.items()}
+    assert len(set(units.values())) == 1, units
