@@ -302,13 +302,14 @@ def _condense_table(learngene, out):
 def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, dropout, freeze,
             seed, out, overwrite, as_json):
     """Build a descendant from a LEARNGENE file and save it (untrained)."""
+    input_shape = _parse_shape(input_shape)
     _check_out(out, overwrite)
     import keras_learngene as klg
     from keras_learngene.learngene import save_atomically
 
     learngene = klg.Learngene.load(learngene_path)
     model = klg.inherit(learngene, n_layers, num_classes=num_classes, strategy=strategy,
-                        input_shape=_parse_shape(input_shape), head=head, dropout=dropout,
+                        input_shape=input_shape, head=head, dropout=dropout,
                         freeze_learngene=freeze, seed=seed)
     save_atomically(model, out, overwrite=overwrite)
     inherited = klg.inherited_layers(model)

@@ -113,15 +113,40 @@ def test_inspect_writes_png(runner, tmp_path, data):
       "--out", "{tmp}/d.keras"], "--n-layers", 2),
     (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "1", "--num-classes", "2",
       "--strategy", "stak", "--out", "{tmp}/d.keras"], "'stak' is not one of", 2),
+    (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "1", "--num-classes", "2",
+      "--out", "{tmp}/d.keras"], "holds a VisionTransformer, not a learngene", 1),
+    (["inspect", "{tmp}/damaged.keras"], "is not a valid .keras file", 1),
+    (["condense", "--ancestry", "{tmp}/damaged.keras", "--out", "{tmp}/lg.keras"],
+     "is not a valid .keras file", 1),
+    (["train", "--model", "{tmp}/damaged.keras", "--out", "{tmp}/m.keras"],
+     "is not a valid .keras file", 1),
+    (["condense", "--pseudo-epochs", "-1", "--out", "{tmp}/lg.keras"],
+     "pseudo_epochs=-1 must be a positive int", 1),
+    (["condense", "--selection", "best", "--out", "{tmp}/lg.keras"],
+     "Unknown selection rule 'best'", 1),
+    (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "1", "--num-classes", "2",
+      "--input-shape", "0x0x1", "--out", "{tmp}/d.keras"], "positive sizes", 2),
 ])
 def test_bad_input_is_an_error_not_a_traceback(runner, tmp_path, args, message, code):
     TINY_BUILDERS["vit"]().save(str(tmp_path / "not_a_learngene.keras"))
+    whole = (tmp_path / "not_a_learngene.keras").read_bytes()
+    (tmp_path / "damaged.keras").write_bytes(whole[:len(whole) // 2])  # truncated
     before = set(os.listdir(tmp_path))
     result = runner.invoke(cli, [a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     assert "Error" in result.output and message in result.output
     assert set(os.listdir(tmp_path)) == before  # nothing written
+
+
+def test_diverged_training_fails_and_saves_nothing(runner, tmp_path):
+    out = tmp_path / "m.keras"
+    result = runner.invoke(cli, ["train", "--preset", "vit_tiny", "--classes", "0,1",
+                                 "--shots", "32", "--epochs", "3", "--lr", "1e12",
+                                 "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "Error: Training diverged" in result.output and "Traceback" not in result.output
+    assert not out.exists()
 
 
 def test_existing_output_is_kept(runner, tmp_path):
