@@ -24,6 +24,7 @@ __all__ = [
     "DivergenceGuard",
     "TrainingDivergedError",
     "compile_model",
+    "distill",
     "evaluate",
     "train",
 ]
@@ -447,6 +448,78 @@ def train(
         **distribute.describe_devices(distribution),
         "precision": model.dtype_policy.name,
     }
+
+
+class _Untracked:
+    """Holds a model without Keras tracking it (lists and tuples are tracked)."""
+
+    def __init__(self, model):
+        self.model = model
+
+
+class _Distiller(keras.Model):
+    """`student`'s graph (the same layers, so training it trains `student`)
+    with a loss that adds soft-label distillation from `teacher` to the
+    compiled cross-entropy. The teacher is held outside Keras' tracking: its
+    weights are neither trained nor part of this model's state."""
+
+    def __init__(self, student, teacher, temperature, alpha):
+        super().__init__(student.inputs, student.outputs, name=f"{student.name}_distilled")
+        self._teacher = _Untracked(teacher)
+        self.temperature, self.alpha = float(temperature), float(alpha)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        ce = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        t = self.temperature
+        teacher_logits = keras.ops.stop_gradient(
+            keras.ops.cast(self._teacher.model(x, training=False), "float32"))
+        log_p_teacher = keras.ops.log_softmax(teacher_logits / t, axis=-1)
+        log_p_student = keras.ops.log_softmax(keras.ops.cast(y_pred, "float32") / t, axis=-1)
+        kl = keras.ops.sum(keras.ops.exp(log_p_teacher) * (log_p_teacher - log_p_student), -1)
+        kd = keras.ops.mean(kl) * t * t  # T^2 keeps the gradients' scale (Hinton et al.)
+        return (1.0 - self.alpha) * ce + self.alpha * kd
+
+
+def distill(student, teacher, x, y, *, temperature=4.0, alpha=0.5, **kwargs):
+    """Trains `student` by soft-label knowledge distillation from `teacher`,
+    with the library's recipe (`train`: the same optimizer, schedule,
+    augmentation, data checks, divergence guard and distribution).
+
+    The loss of a batch is
+    `alpha * T^2 * KL(softmax(t / T) || softmax(s / T)) + (1 - alpha) * CE(y, s)`,
+    where `s` and `t` are the student's and the teacher's logits on the same
+    (augmented) images, `T` the temperature and `CE` the recipe's
+    label-smoothed cross-entropy (Hinton et al., 2015). The teacher is called
+    in inference mode and never trained.
+
+    Args:
+        student: a `keras.Model` (Functional) that outputs logits.
+        teacher: a model that maps the same images to as many logits.
+        x: float32 images; or a labelled data set (with `y=None`), as `train`.
+        y: int labels, indices into both models' logits.
+        temperature: `T` of the softened distributions (positive).
+        alpha: weight of the distillation term, in `[0, 1]`.
+        **kwargs: `train`'s keyword arguments (`epochs`, `batch_size`,
+            `learning_rate`, `augment`, `seed`, `verbose`, ...).
+
+    Returns:
+        `train`'s result dict; the loss in its history is the combined loss.
+
+    Raises:
+        ValueError: the models' logits differ in number, a temperature that
+            is not positive or an `alpha` outside `[0, 1]`; and whatever `train`
+            raises (`TrainingDivergedError` on a NaN loss).
+    """
+    if not temperature > 0 or not 0 <= alpha <= 1:
+        raise ValueError(f"temperature={temperature!r} must be positive and alpha={alpha!r} "
+                         "in [0, 1].")
+    if teacher.output_shape[-1] != student.output_shape[-1]:
+        raise ValueError(
+            f"The teacher {teacher.name!r} outputs {teacher.output_shape[-1]} logits, the "
+            f"student {student.name!r} {student.output_shape[-1]}; distillation needs the same "
+            "classes."
+        )
+    return train(_Distiller(student, teacher, temperature, alpha), x, y, **kwargs)
 
 
 def evaluate(model, x, y=None, batch_size=1024):
