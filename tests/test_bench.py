@@ -142,7 +142,7 @@ def test_benchmark_records_every_planned_run(bench_run):
         assert r["final_accuracy"] == r["checkpoints"][-1]["accuracy"]
         assert r["train_examples"] == 4 * shots[r["run_id"]] and r["test_examples"] == 600
         assert r["images_per_second"] > 0 and r["backend"] == keras.backend.backend()
-    k, depth = profile.k, profile.k + profile.n_fresh
+    k = profile.k
     for arch in profile.ancestries:
         by = {r["method"]: r for r in records
               if r["experiment"] == "main" and r["arch"] == arch and r["shots"] == 10}
@@ -151,7 +151,8 @@ def test_benchmark_records_every_planned_run(bench_run):
         assert by["scratch"]["inherited_params"] == 0 and by["scratch"]["units"] is None
         units = by["ancestry"]["units"]
         assert by["front"]["units"] == units[:k] and by["back"]["units"] == units[-k:]
-        assert by["weight_selection"]["units"] == list(range(depth))
+        # the registered method: a learngene of the first k units (front-k's at equal widths)
+        assert by["weight_selection"]["units"] == list(range(k))
         assert by["ancestry"]["params"] > by["front"]["params"]
         assert 0 < by["auto"]["inherited_params"] < by["auto"]["params"]
         assert len(by["auto"]["units"]) == k
