@@ -436,18 +436,25 @@ def rebuild(model):
         pass
     config = keras.saving.serialize_keras_object(model)
     config.pop("compile_config", None)
-    new = keras.saving.deserialize_keras_object(
-        _with_policy(config, keras.config.dtype_policy().name))
+    new = keras.saving.deserialize_keras_object(with_float_policy(config))
     new.set_weights(model.get_weights())
     return new
 
 
-def _with_policy(config, policy):
+def with_float_policy(config, policy=None):
+    """A Keras config (of a layer or a model, nested configs included) with
+    every float dtype policy replaced by `policy` (default: the one in
+    force); non-float policies (e.g. quantized ones) are kept. The one place
+    the library rewrites precision: `rebuild` and the forms' `clone_layer`
+    both use it."""
+    policy = policy or keras.config.dtype_policy().name
+    if policy not in FLOAT_POLICIES:
+        return config
     if isinstance(config, list):
-        return [_with_policy(item, policy) for item in config]
+        return [with_float_policy(item, policy) for item in config]
     if not isinstance(config, dict):
         return config
     if config.get("class_name") == "DTypePolicy" and \
             config.get("config", {}).get("name") in FLOAT_POLICIES:
         return {**config, "config": {**config["config"], "name": policy}}
-    return {key: _with_policy(value, policy) for key, value in config.items()}
+    return {key: with_float_policy(value, policy) for key, value in config.items()}

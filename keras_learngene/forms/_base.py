@@ -12,7 +12,7 @@ import dataclasses
 import keras
 from keras import layers, ops
 
-from keras_learngene.distribute import FLOAT_POLICIES
+from keras_learngene.distribute import with_float_policy
 from keras_learngene.models import TokenPooling
 
 
@@ -99,13 +99,7 @@ def clone_layer(layer, name, input_shape, copy_weights=False):
 
 
 def _in_global_precision(config):
-    policy = config.get("dtype")  # a serialized DTypePolicy (an input's dtype is a string)
-    if not (isinstance(policy, dict) and policy.get("class_name") == "DTypePolicy"):
-        return config
-    target = keras.config.dtype_policy().name
-    if policy.get("config", {}).get("name") in FLOAT_POLICIES and target in FLOAT_POLICIES:
-        config = {**config, "dtype": target}
-    return config
+    return with_float_policy(config)
 
 
 def _clone_in_global_precision(layer):
