@@ -165,7 +165,7 @@ def test_report_has_every_claim_and_its_plots(bench_run):
         assert heading.lower() in report.lower()
     images = [line.split("(images/")[1].split(")")[0] for line in report.splitlines()
               if "(images/" in line]
-    assert any(name.startswith("similarity_") for name in images)
+    assert any(name.startswith("heatmap_") for name in images)
     for name in images:
         assert (out / "images" / name).read_bytes().startswith(b"\x89PNG")
     if payload is not None:  # the CLI's --json summary
@@ -193,7 +193,7 @@ def test_meta_has_ancestries_condensing_and_costs(bench_run):
         assert set(meta["condense"][arch]) >= {"auto", "front", "back"} | (
             {"heur"} if "heur" in profile.methods else set())
         auto = meta["condense"][arch]["auto"]
-        assert np.asarray(auto["matrix"]).shape == (units, profile.k)
+        assert np.asarray(auto["heatmap"]["matrix"]).shape == (units, profile.k)
         assert len(auto["units"]) == profile.k
         cost = meta["cost"][arch]
         assert cost["ancestry_epoch_seconds"] > 0 and cost["condense_seconds"] > 0

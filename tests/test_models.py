@@ -104,7 +104,7 @@ def kind(request):
 @pytest.fixture(scope="module")
 def model(kind, model_zoo):
     """The model of each kind (shared, random weights: do not change it)."""
-    assert set(model_zoo) == set(KINDS)
+    assert set(KINDS) <= set(model_zoo)  # plus keras-hub backbones where installed
     return model_zoo[kind]
 
 
