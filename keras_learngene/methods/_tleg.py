@@ -217,7 +217,7 @@ def run_distillation(job, model):
 
 
 DISTILLATION_OPTIONS = {"epochs": 2, "temperature": 4.0, "alpha": 0.5, "learning_rate": 1e-3,
-                        "batch_size": 64, "probe_size": 2048}
+                        "batch_size": 64, "probe_size": 4096}
 
 
 def _trainable_values(unit):
