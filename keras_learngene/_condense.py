@@ -113,6 +113,9 @@ def condense(ancestry, data=None, *, num_units=3, method="auto", form=None, seed
     x, y = _check_probe(data, anatomy) if chosen.needs_data else (None, None)
     job = Job(ancestry, form, anatomy, x, y, int(num_units), _method_options(chosen, options),
               seed=seed, verbose=verbose, chains=chain_test(anatomy, form))
+    reason = chosen.supports(anatomy)
+    if reason:
+        raise ValueError(reason)
     chosen.check(job)
     if looks_untrained(ancestry):
         warnings.warn(

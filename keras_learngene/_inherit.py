@@ -110,7 +110,14 @@ def inherit(
         raise ValueError(f"num_classes={num_classes!r} must be a positive int.")
     learngene = _as_learngene(model, data, condense_kwargs)
     form = plugins.get_form(learngene.form)
-    chosen = plugins.get_strategy(strategy or learngene.provenance.get("strategy") or "stack")
+    own = learngene.provenance.get("strategy") or "stack"
+    chosen = plugins.get_strategy(strategy or own)
+    if strategy not in (None, own) and not plugins.get_strategy(own).generic:
+        raise ValueError(
+            f"A {learngene.provenance.get('method')!r} learngene is inherited by its own "
+            f"strategy {own!r} (its units are not ancestry units to lay out), not "
+            f"{strategy!r}; leave strategy unset."
+        )
     chosen.layout(len(learngene.learngene_units), n_layers)  # a bad plan fails before work
     input_shape = tuple(input_shape or learngene.image_shape)
     if len(input_shape) != len(learngene.image_shape):

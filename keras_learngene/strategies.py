@@ -28,11 +28,17 @@ class Strategy:
         name: registry name.
         plan: `plan(num_learngene_units, n_layers) -> [(source, index), ...]`.
         description: one line for the docs and `klg plugins`.
+        generic: `True` for a strategy that lays out any learngene with
+            `n_layers` new units (the conformance suite checks that); `False`
+            for one dedicated to the learngenes of one method (e.g. TLEG's
+            `linear_expansion`, where `n_layers` is the descendant's depth),
+            which that method's own tests check.
     """
 
     name: str
     plan: object
     description: str = ""
+    generic: bool = True
 
     def layout(self, num_units, n_layers):
         """The validated plan for a learngene of `num_units` units."""

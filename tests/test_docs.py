@@ -17,7 +17,6 @@ tensorflow pass (the tutorials that need other backends start them in subprocess
 """
 
 import dataclasses
-import importlib.util
 import inspect
 import os
 import pathlib

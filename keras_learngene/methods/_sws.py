@@ -157,7 +157,7 @@ class StageSharing(Strategy):
 
     def __init__(self):
         super().__init__("stage_sharing", None,
-                         "n units mapped onto the learngene's stages, evenly (SWS)")
+                         "n units mapped onto the learngene's stages, evenly (SWS)", generic=False)
 
     def layout(self, num_units, n_layers):
         if n_layers < 1:

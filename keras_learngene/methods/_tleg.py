@@ -374,7 +374,7 @@ class LinearExpansion(Strategy):
 
     def __init__(self):
         super().__init__("linear_expansion", None,
-                         "n units, unit l = theta_A + (l/n) theta_B (TLEG)")
+                         "n units, unit l = theta_A + (l/n) theta_B (TLEG)", generic=False)
 
     def layout(self, num_units, n_layers):
         if num_units != 2:
