@@ -80,7 +80,8 @@ def heatmap(matrix, *, xlabel, ylabel, colorbar, boxes=(), columns=(), title=Non
 
     Args:
         matrix: the matrix (a list of rows); rows and columns as labelled.
-        xlabel, ylabel: axis labels.
+        xlabel: the columns' axis label.
+        ylabel: the rows' axis label.
         colorbar: the colour bar's label (what a cell's value means).
         boxes: `(row, column)` cells to outline (e.g. the chosen matches).
         columns: columns to mark with a vertical line (e.g. chosen units).
@@ -121,6 +122,15 @@ class Method:
     strategy = "stack"
     options = {}
     quick_options = {}
+
+    def supports(self, anatomy):
+        """Why this method cannot condense an ancestry cut into `anatomy`
+        (an `Anatomy`), or `None` when it can (the default). A method that
+        refuses some families (e.g. TLEG: units of one shape only) says so
+        here, and its `check` raises `ValueError` with this reason; the
+        conformance suite skips the families a method does not support.
+        """
+        return None
 
     def check(self, job):
         """Validates `job.options` against the ancestry before any work
