@@ -44,6 +44,7 @@ def compile_model(
     warmup_fraction=0.1,
     label_smoothing=0.1,
     jit_compile=None,
+    schedule="cosine",
 ):
     """Compiles `model` with the library's recipe.
 
@@ -55,10 +56,16 @@ def compile_model(
         warmup_fraction: fraction of `total_steps` spent warming up linearly.
         label_smoothing: label smoothing of the categorical cross-entropy.
         jit_compile: Keras' `jit_compile`; default `DEFAULT_JIT_COMPILE`.
+        schedule: `"cosine"` (warm-up, then cosine decay to 0 at `total_steps`)
+            or `"constant"` (warm-up, then the peak learning rate to the end:
+            the accuracy after step t of a run does not depend on its budget,
+            so checkpoints inside one run are short runs; the benchmark's).
 
     Returns:
         The model, compiled; labels must be one-hot (see `train`).
     """
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}.")
     if learning_rate <= 0 or total_steps <= 0:
         raise ValueError(
             f"learning_rate and total_steps must be positive, got {learning_rate!r} and "
@@ -70,6 +77,7 @@ def compile_model(
         decay_steps=max(total_steps - warmup, 1),
         warmup_target=learning_rate if warmup else None,
         warmup_steps=warmup,
+        alpha=1.0 if schedule == "constant" else 0.0,  # alpha=1: no decay after warm-up
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
@@ -102,10 +110,12 @@ class AugmentedBatches(keras.utils.PyDataset):
             stream of reshuffled passes over the data (a batch may span two
             passes), so a budget of optimizer steps does not depend on the
             number of examples; used with `fit(epochs=1)`.
+        flip: with `augment`, also flip horizontally (False for characters
+            and digits, whose mirror image is another shape).
     """
 
     def __init__(self, x, y, num_classes, batch_size=64, seed=0, augment=True, multiple_of=1,
-                 steps=None, **kwargs):
+                 steps=None, flip=True, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y = x, keras.utils.to_categorical(y, num_classes).astype("float32")
         self.batch_size = batch_size
@@ -113,14 +123,16 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.steps = steps
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(x))
+        self.flip = flip
         self.augment = (
             keras.Sequential(
                 [
                     # float32 whatever the dtype policy: batches leave as numpy
                     keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed,
                                                    dtype="float32"),
-                    keras.layers.RandomFlip("horizontal", seed=seed + 1, dtype="float32"),
                 ]
+                + ([keras.layers.RandomFlip("horizontal", seed=seed + 1, dtype="float32")]
+                   if flip else [])
             )
             if augment
             else None
@@ -327,6 +339,7 @@ def train(
     verbose="auto",
     distribution=None,
     mixed_precision=None,
+    flip=True,
 ):
     """Trains `model` on `(x, y)` with the library's recipe.
 
@@ -364,6 +377,8 @@ def train(
             model must have been built with: `"float32"`, `"mixed_float16"`
             (the optimizer is wrapped in a `LossScaleOptimizer` by `compile`)
             or `"mixed_bfloat16"`.
+        flip: with `augment`, also flip horizontally (False for characters
+            and digits).
 
     Returns:
         A dict with the Keras `history`, `seconds` of training, the
@@ -410,7 +425,7 @@ def train(
     keras.utils.set_random_seed(seed)
     with distribute.scope(distribution if explicit else None, precision):
         batches = AugmentedBatches(x, y, num_classes, batch_size, seed=seed, augment=augment,
-                                   multiple_of=replicas)
+                                   multiple_of=replicas, flip=flip)
         if not batches.examples:
             raise ValueError(f"{len(x)} examples cannot be split over {replicas} devices.")
         compile_model(
