@@ -6,8 +6,10 @@ built-ins below are registered the same way, by
 method=NAME)` runs any registered method; its options are the keyword
 arguments `condense` passes on.
 
-Built-ins: `AutoLearngene` (`"auto"`), `HeurLearngene` (`"heur"`), `Front`
-(`"front"`), `Back` (`"back"`), `WeightSelection` (`"weight_selection"`).
+Built-ins: `AutoLearngene` (`"auto"`), `DistilledAutoLearngene`
+(`"auto_distill"`), `HeurLearngene` (`"heur"`), `Front` (`"front"`),
+`Back` (`"back"`), `WeightSelection` (`"weight_selection"`), `TLEG` (`"tleg"`),
+`SWS` (`"sws"`).
 Selection rules (`select_units`, `chain_test`, `most_stable_chain`) serve any
 method that scores units.
 """
@@ -15,6 +17,7 @@ method that scores units.
 from keras_learngene.methods._auto import AutoLearngene, build_pseudo_descendant, unit_similarities
 from keras_learngene.methods._base import Condensed, Job, Method, as_method, heatmap
 from keras_learngene.methods._baselines import Back, Front, WeightSelection
+from keras_learngene.methods._distill import DistilledAutoLearngene, PairMatching
 from keras_learngene.methods._heur import (
     GradientStability,
     HeurLearngene,
@@ -29,13 +32,18 @@ from keras_learngene.methods._selection import (
     no_chain,
     select_units,
 )
+from keras_learngene.methods._sws import SWS, StageSharing, stage_layout
+from keras_learngene.methods._tleg import TLEG, LinearExpansion, LinearExpansionUnit
 
 BUILTIN_METHODS = {
     "auto": AutoLearngene,
+    "auto_distill": DistilledAutoLearngene,
     "heur": HeurLearngene,
     "front": Front,
     "back": Back,
     "weight_selection": WeightSelection,
+    "tleg": TLEG,
+    "sws": SWS,
 }
 
 __all__ = [
@@ -44,11 +52,18 @@ __all__ = [
     "AutoLearngene",
     "Back",
     "Condensed",
+    "DistilledAutoLearngene",
     "Front",
     "GradientStability",
     "HeurLearngene",
     "Job",
+    "LinearExpansion",
+    "LinearExpansionUnit",
     "Method",
+    "PairMatching",
+    "SWS",
+    "StageSharing",
+    "TLEG",
     "WeightSelection",
     "as_method",
     "build_pseudo_descendant",
@@ -60,5 +75,6 @@ __all__ = [
     "most_stable_chain",
     "no_chain",
     "select_units",
+    "stage_layout",
     "unit_similarities",
 ]
