@@ -12,28 +12,65 @@ The public API:
 
 Importing the package registers its Keras objects (the learngene, the
 ancestries' layers), so `keras.saving.load_model` opens their files.
+
+The one exception is the `klg` command line: it starts through the `_klg`
+launcher, which asks the package to defer that import so that `klg --help`
+starts no backend. The deferred import completes (everything imported and
+registered, exactly as above) the first time anything below is used or any
+`.keras` file is loaded through the library.
 """
 
-from keras_learngene import (
-    datasets,
-    distribute,
-    forms,
-    methods,
-    models,
-    plugins,
-    similarity,
-    strategies,
-    training,
-    weight_selection,
-)
-from keras_learngene._assets import load_default_ancestry
-from keras_learngene._condense import condense
-from keras_learngene._inherit import inherit, inherited_layers
+import importlib
+import sys
+from typing import TYPE_CHECKING
+
 from keras_learngene.hookspecs import hookimpl
-from keras_learngene.learngene import Learngene
-from keras_learngene.methods import select_units
-from keras_learngene.plotting import plot_similarity
 from keras_learngene.version import __version__
+
+# What `import keras_learngene` imports, in this order. Submodules are
+# imported one by one on attribute access; an object (a function or class)
+# loads the whole package first.
+_SUBMODULES = (
+    "datasets",
+    "distribute",
+    "forms",
+    "methods",
+    "models",
+    "plugins",
+    "similarity",
+    "strategies",
+    "training",
+    "weight_selection",
+)
+_OBJECTS = {
+    "load_default_ancestry": "keras_learngene._assets",
+    "condense": "keras_learngene._condense",
+    "inherit": "keras_learngene._inherit",
+    "inherited_layers": "keras_learngene._inherit",
+    "Learngene": "keras_learngene.learngene",
+    "select_units": "keras_learngene.methods",
+    "plot_similarity": "keras_learngene.plotting",
+}
+
+if TYPE_CHECKING:  # the same names, for type checkers and the API docs (griffe)
+    from keras_learngene import (
+        datasets,
+        distribute,
+        forms,
+        methods,
+        models,
+        plugins,
+        similarity,
+        strategies,
+        training,
+        weight_selection,
+    )
+    from keras_learngene._assets import load_default_ancestry
+    from keras_learngene._condense import condense
+    from keras_learngene._inherit import inherit, inherited_layers
+    from keras_learngene.learngene import Learngene
+    from keras_learngene.methods import select_units
+    from keras_learngene.plotting import plot_similarity
 
 __all__ = [
     "Learngene",
@@ -56,3 +93,36 @@ __all__ = [
     "training",
     "weight_selection",
 ]
+
+_loading = {"started": False}
+
+
+def _load():
+    """Imports everything the package exports, which registers its Keras
+    serializables (idempotent; a no-op after the first call)."""
+    if _loading["started"]:
+        return
+    _loading["started"] = True
+    for name in _SUBMODULES:
+        importlib.import_module(f"{__name__}.{name}")  # binds the attribute
+    for name, module in _OBJECTS.items():
+        globals()[name] = getattr(importlib.import_module(module), name)
+
+
+def __getattr__(name):  # PEP 562: only for names not loaded yet (the deferred import)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _OBJECTS:
+        _load()
+        if name not in globals():  # asked for while `_load` is under way
+            globals()[name] = getattr(importlib.import_module(_OBJECTS[name]), name)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+if not getattr(sys.modules.get("_klg"), "DEFER_IMPORT", False):
+    _load()

@@ -55,6 +55,14 @@ def _check_archive(path):
         raise _not_keras(path, f"the member {broken!r} of its zip archive is corrupt")
 
 
+def _register_serializables():
+    """Completes a deferred package import (the `klg` command line defers it):
+    every class a file of the library can hold is then registered with Keras."""
+    import keras_learngene
+
+    keras_learngene._load()
+
+
 def load_keras(path, what="model", **kwargs):
     """Loads a `.keras` file with `keras.saving.load_model`, safe mode on.
 
@@ -92,6 +100,7 @@ def load_keras(path, what="model", **kwargs):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No {what} file at {path!r}.")
+    _register_serializables()
     if os.path.isdir(path):
         raise _not_keras(path, "it is a folder; keras_learngene reads zipped .keras files "
                                "(Model.save(path) with the default zipped=True)")

@@ -36,6 +36,9 @@ class RegistryChoice(click.Choice):
     def choices(self, value):  # click's __init__ assigns it
         pass
 
+    def get_metavar(self, param, ctx=None):  # listing them in --help would import Keras
+        return "NAME"
+
 
 class PresetChoice(click.Choice):
     """A choice among the ancestry presets (`keras_learngene.models.PRESETS`)."""
@@ -52,6 +55,9 @@ class PresetChoice(click.Choice):
     @choices.setter
     def choices(self, value):
         pass
+
+    def get_metavar(self, param, ctx=None):  # listing them in --help would import Keras
+        return "PRESET"
 
 
 def _parse_options(pairs):
@@ -145,14 +151,61 @@ def _backend():
     return keras.backend.backend()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Klg(click.Group):
+    """`klg`'s group: an interrupt (Ctrl-C, SIGINT) ends any command with
+    `Error: interrupted` and exit code 130, no traceback; outputs are written
+    through a temporary file, which is removed, so nothing partial is left."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            from keras_learngene import _interrupt
+
+            _interrupt.report()
+            ctx.exit(_interrupt.EXIT_CODE)
+
+
+def _set_verbosity(verbose):
+    """Backend start-up chatter stays off a user's stderr unless `-v`: must run
+    before the backend is imported (TensorFlow reads TF_CPP_MIN_LOG_LEVEL then)."""
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        import logging
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(levelname)s:%(name)s: %(message)s")
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        # the lines TensorFlow writes before it reads that variable (absl's "All log
+        # messages before absl::InitializeLog()", oneDNN's notice) are filtered out
+        from keras_learngene._quiet import quiet_tensorflow_import
+
+        quiet_tensorflow_import()
+
+
+def _verbose_in(argv):
+    """Whether the global `-v/--verbose` comes before the command name."""
+    for arg in argv:
+        if arg in ("-v", "--verbose"):
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
+
+@click.group(cls=_Klg, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="keras-learngene")
-def cli():
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show the backend's start-up and Python logs (TF_CPP_MIN_LOG_LEVEL=0).")
+def cli(verbose):
     """keras-learngene: condense an ancestry model into a learngene and inherit
     it into descendant models.
 
     The backend is Keras': set KERAS_BACKEND=tensorflow, jax or torch.
     """
+    if verbose:  # main() saw it already; this is for `cli` invoked in-process
+        _set_verbosity(True)
 
 
 # ----------------------------------------------------------------------- condense
@@ -544,12 +597,17 @@ def _load_plugin_commands():
 
 
 def main():
-    """Entry point of the `klg` console script."""
-    # TensorFlow's C++ start-up lines are noise on a user's stderr; set
-    # TF_CPP_MIN_LOG_LEVEL=0 to see them.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Entry point of the `klg` console script (started by the `_klg` launcher,
+    so that the library, Keras and the backend are imported only when a
+    command needs them: `klg --help` answers at once)."""
+    # before anything can import a backend, plugins included: TensorFlow's C++
+    # start-up lines are noise on a user's stderr (`klg -v` shows them)
+    _set_verbosity(_verbose_in(sys.argv[1:]))
+    from keras_learngene import _interrupt
+
+    _interrupt.install()  # Ctrl-C ends any command with exit code 130, nothing partial left
     _load_plugin_commands()
-    cli()
+    cli(prog_name="klg")
 
 
 if __name__ == "__main__":

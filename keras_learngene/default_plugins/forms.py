@@ -3,12 +3,15 @@ installed), and any Keras Functional model."""
 
 import importlib.util
 
-from keras_learngene.forms import CNNForm, FunctionalForm, ViTForm
 from keras_learngene.hookspecs import hookimpl
 
 
 @hookimpl
 def register_forms(register):
+    # the forms import Keras: imported here, when a registry is built, so that loading the
+    # plugins (as `klg --help` does, for their commands) starts no backend
+    from keras_learngene.forms import CNNForm, FunctionalForm, ViTForm
+
     register("vit", ViTForm())
     register("cnn", CNNForm())
     # keras-hub is an optional extra; its forms import it only when a keras-hub model shows

@@ -2,12 +2,16 @@
 
 Loaded through the entry point `method_spread` of the group `keras_learngene` (see
 `pyproject.toml`); `KLG_LOAD_PLUGINS` decides whether it loads (unset: yes).
+
+The method's module imports Keras, so it is imported inside the hook: `klg --help` loads
+every plugin (for their commands) and must not start a backend.
 """
 
 import keras_learngene
-from klg_method_spread.method import Spread
 
 
 @keras_learngene.hookimpl
 def register_methods(register):
+    from klg_method_spread.method import Spread
+
     register("spread", Spread)
