@@ -187,6 +187,10 @@ class SaveError(OSError):
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
+# the temporary files of the saves under way (`save_atomically`)
+PENDING_TEMPORARY_FILES = set()
+
+
 def save_atomically(model, filepath, overwrite=False, **kwargs):
     """Saves any Keras model to `filepath` through a temporary file + rename.
 
@@ -221,8 +225,9 @@ def save_atomically(model, filepath, overwrite=False, **kwargs):
         handle, tmp = tempfile.mkstemp(suffix=".keras", prefix=".klg-", dir=folder)
     except OSError as error:
         raise _save_error(filepath, error, existed) from error
-    os.close(handle)
+    PENDING_TEMPORARY_FILES.add(tmp)  # removed by `klg` if an interrupt cannot unwind
     try:
+        os.close(handle)
         keras.Model.save(model, tmp, overwrite=True, **kwargs)
         umask = os.umask(0)
         os.umask(umask)
@@ -233,6 +238,7 @@ def save_atomically(model, filepath, overwrite=False, **kwargs):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+        PENDING_TEMPORARY_FILES.discard(tmp)
 
 
 def _save_error(filepath, error, existed):

@@ -1,0 +1,67 @@
+"""Ctrl-C (SIGINT) for the `klg` command line: `Error: interrupted`, exit
+code 130, no traceback, no partial output.
+
+Python turns SIGINT into a `KeyboardInterrupt` wherever the main thread
+happens to be, and that exception does not always unwind: raised inside a
+garbage-collection callback or a `__del__` (backends run some), it is printed
+as "Exception ignored" and swallowed, and the command runs on. So the handler
+installed here raises `KeyboardInterrupt` as usual (the command unwinds, its
+`finally` blocks remove temporary files, `klg` exits with 130) and also arms
+a fallback: if the process is still running `GRACE_SECONDS` later, it
+removes the temporary files of the saves under way and exits with 130
+itself. Outputs are only ever created by renaming a finished temporary file,
+so either way no partial output is left.
+"""
+
+import os
+import signal
+import sys
+import threading
+
+GRACE_SECONDS = 3.0
+EXIT_CODE = 130  # 128 + SIGINT, what shells report for Ctrl-C
+MESSAGE = "Error: interrupted"
+
+_state = {"reported": False}
+_lock = threading.Lock()
+
+
+def report():
+    """Prints `Error: interrupted` once (the handler's fallback or the CLI)."""
+    with _lock:
+        if _state["reported"]:
+            return
+        _state["reported"] = True
+    try:
+        sys.stderr.write(f"\n{MESSAGE}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _give_up():
+    learngene = sys.modules.get("keras_learngene.learngene")  # no save under way if absent
+    for path in list(getattr(learngene, "PENDING_TEMPORARY_FILES", ())):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+    report()
+    os._exit(EXIT_CODE)
+
+
+def _handler(signum, frame):
+    timer = threading.Timer(GRACE_SECONDS, _give_up)
+    timer.daemon = True
+    timer.start()
+    raise KeyboardInterrupt
+
+
+def install():
+    """Installs the SIGINT handler (main thread only; where SIGINT is not
+    ignored, e.g. by `nohup` or a background job)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return
+    signal.signal(signal.SIGINT, _handler)
