@@ -81,7 +81,8 @@ class Klg:
         return self.proc.returncode
 
     def finish(self, timeout=600):
-        stdout, _ = self.proc.communicate(timeout=timeout)
+        stdout = self.proc.stdout.read()  # stderr is the reader thread's
+        self.proc.wait(timeout)
         self.reader.join(5)
         return self.proc.returncode, stdout
 
