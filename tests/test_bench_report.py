@@ -257,3 +257,218 @@ def test_load_records_truncated_last_line(tmp_path):
     with pytest.raises(ValueError, match="line 1"):
         _report.load_records(tmp_path)
     assert _report.load_records(tmp_path / "missing") == []
+
+
+def test_a_v1_report_says_it_is_one(tmp_path):
+    out = write_out(tmp_path / "v1", make_records(), META)
+    text = open(_report.write_report(out)).read()
+    assert text.startswith("# Learngene benchmark report (protocol v1)")
+    assert "now runs protocol v2" in text
+
+
+# ------------------------------------------------------------------ protocol v2
+from keras_learngene.bench import _report2, _stats  # noqa: E402
+
+
+def test_t_quantiles_and_intervals():
+    assert _stats.t_quantile(1) == pytest.approx(12.706, abs=1e-3)
+    assert _stats.t_quantile(10) == pytest.approx(2.228, abs=1e-3)
+    assert _stats.t_quantile(31) == pytest.approx(2.0395, abs=1e-3)  # the expansion
+    assert _stats.t_quantile(100) == pytest.approx(1.9840, abs=1e-3)
+    result = _stats.interval([1, 2, 3, 4])
+    half = 3.1824 * np.std([1, 2, 3, 4], ddof=1) / 2
+    assert result == pytest.approx({"mean": 2.5, "low": 2.5 - half, "high": 2.5 + half, "n": 4})
+    assert _stats.interval([3.0]) == {"mean": 3.0, "low": None, "high": None, "n": 1}
+    assert not _stats.clears(_stats.interval([3.0]), 0)  # no interval, no claim
+    ratio = _stats.ratio_interval([2, 4, 8], [1, 2, 4])
+    assert ratio == pytest.approx({"mean": 2.0, "low": 2.0, "high": 2.0, "n": 3})
+    assert _stats.ratio_interval([2, 0], [1, 1])["n"] == 1  # a zero has no log
+
+
+def test_log_checkpoints():
+    steps = _stats.log_checkpoints(300)
+    assert len(steps) == 12 and steps[-1] == 300 and steps[0] <= 15
+    ratios = np.diff(np.log(steps))
+    assert np.allclose(ratios, ratios.mean(), atol=0.1)  # evenly spaced in log
+
+
+def test_plateau_rule():
+    def curve(val, test=None):
+        test = test or val
+        return [{"step": s, "val_accuracy": v, "accuracy": t}
+                for s, v, t in zip((10, 20, 40, 80, 160), val, test)]
+
+    flat = _stats.plateau(curve([0.2, 0.5, 0.795, 0.80, 0.79], [0.3, 0.5, 0.7, 0.8, 0.9]))
+    assert flat["step"] == 40 and flat["reached"]  # within one point of the best (0.80)
+    assert flat["accuracy"] == pytest.approx(0.8)  # the test mean from step 40 on
+    rising = _stats.plateau(curve([0.2, 0.4, 0.6, 0.7, 0.8]))
+    assert rising["step"] == 160 and not rising["reached"]
+    # with 10 validation images one image (0.1) is the tolerance
+    coarse = _stats.plateau(curve([0.2, 0.4, 0.6, 0.7, 0.8]), val_examples=10)
+    assert coarse["step"] == 80 and coarse["tol"] == pytest.approx(0.1)
+
+
+def test_ridge_probe():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 50)) * 3
+
+    def draw(n):
+        y = np.arange(n) % 3
+        return centres[y] + rng.normal(size=(n, 50)), y
+
+    (xa, ya), (xv, yv), (xt, yt) = draw(9), draw(30), draw(60)
+    dual = _stats.ridge_probe(xa, ya, xv, yv, xt, yt)  # n < d: the dual form
+    assert dual["accuracy"] == 1.0 and dual["penalty"] in _stats._PENALTIES
+    (xb, yb) = draw(300)
+    primal = _stats.ridge_probe(xb, yb, xv, yv, xt, yt)  # n > d: the primal form
+    assert primal["accuracy"] == 1.0
+    for d in (7, 12):  # the primal (d <= n) and the dual (d > n) form: one estimator
+        x, y1 = rng.normal(size=(8, d)), np.eye(2)[np.arange(8) % 2]
+        (w, b), = _stats._fit_ridge(x, y1, (0.5,))
+        xc, yc = x - x.mean(0), y1 - y1.mean(0)
+        scale = (xc ** 2).sum(1).mean()
+        expected = np.linalg.solve(xc.T @ xc + 0.5 * scale * np.eye(d), xc.T @ yc)
+        np.testing.assert_allclose(w, expected, atol=1e-8)
+        np.testing.assert_allclose(b, y1.mean(0) - x.mean(0) @ expected, atol=1e-8)
+    assert _stats.ridge_probe(xa, ya, xv, yv, xt, yt) == dual  # deterministic
+
+
+V2_CHECKPOINTS = (10, 20, 50, 100, 200, 500, 1000)
+V2_PROFILE = {
+    "version": 2, "name": "test", "focus": "auto", "k": 3,
+    "data": [{"name": "glyphs", "splits": [0], "ways": [5], "shots": [1, 5], "tasks": 4,
+              "steps": 1000, "checkpoints": list(V2_CHECKPOINTS)}],
+    "ancestries": {"vit": {"preset": "vit_tiny"}},
+    "methods": ["scratch", "random", "front", "auto"],
+    "default": {"learning_rate": 1e-3, "batch_size": 32}, "schedule": "constant",
+    "warmup_steps": 10, "grid": {"learning_rate": [1e-3, 3e-3], "batch_size": [32]},
+    "sensitivity": {"data": "glyphs", "ways": 5, "shots": 5, "tasks": 4,
+                    "methods": ["scratch", "auto"]},
+}
+
+
+def v2_run(method, shots, task, plateau, reach, lr=1e-3, experiment="main", units=None):
+    """A run whose validation and test accuracy rise linearly to `plateau` at step `reach`."""
+    curve = [{"step": s, "accuracy": plateau * min(1.0, s / reach),
+              "val_accuracy": plateau * min(1.0, s / reach)} for s in V2_CHECKPOINTS]
+    return {"run_id": f"{method}/{experiment}/K{shots}/t{task}/lr{lr:g}", "data": "glyphs",
+            "split": 0, "arch": "vit", "experiment": experiment, "method": method, "ways": 5,
+            "shots": shots, "task": task, "seed": task, "learning_rate": lr, "batch_size": 32,
+            "steps": 1000, "checkpoints": curve, "final_accuracy": curve[-1]["accuracy"],
+            "plateau": _stats.plateau(curve), "images_per_second": 500.0, "params": 100,
+            "inherited_params": 0 if method == "scratch" else 60, "units": units,
+            "backend": "numpy"}
+
+
+def v2_records():
+    """Known answers: auto = scratch + 20 +- 1 points at K=1 (+5 +- 1 at K=5) and reaches
+    scratch's plateau 10x sooner; front = auto - 2; random = auto - 3 +- 5; the pixel
+    probe is at 90%; at lr 3e-3 scratch loses 10 points, auto 1 (std ratio 0.1)."""
+    records = []
+    for shots, base, gain in ((1, 0.50, 0.20), (5, 0.70, 0.05)):
+        for t in range(4):
+            sign = 1 if t % 2 == 0 else -1
+            scratch = base + 0.02 * t
+            auto = scratch + gain + 0.01 * sign
+            records += [v2_run("scratch", shots, t, scratch, 500),
+                        v2_run("auto", shots, t, auto, 50, units=[0, 1, 2]),
+                        v2_run("front", shots, t, auto - 0.02, 50, units=[0, 1, 2]),
+                        v2_run("random", shots, t, auto - 0.03 + 0.05 * sign, 100,
+                               units=[0, 1, 2] if t == 0 else [1, 3, 5])]
+            probe = dict(v2_run("probe_pixels", shots, t, 0.9, 1), experiment="probe",
+                         steps=0, checkpoints=[], final_accuracy=0.9)
+            probe["plateau"] = {"step": 0, "accuracy": 0.9, "reached": True}
+            records.append(probe)
+            if shots == 5:
+                records += [v2_run("scratch", 5, t, scratch - 0.10, 500, lr=3e-3,
+                                   experiment="sensitivity"),
+                            v2_run("auto", 5, t, auto - 0.01, 50, lr=3e-3,
+                                   experiment="sensitivity")]
+    return records
+
+
+V2_META = {
+    "profile": V2_PROFILE, "backend": "numpy", "commit": "abc1234",
+    "ancestries": {"glyphs/s0/vit": {"preset": "vit_tiny", "units": 6, "params": 1000,
+                                     "base_classes": 300, "base_test_accuracy": 0.6}},
+    "condense": {"glyphs/s0/vit": {"auto": {"units": [0, 1, 2], "seconds": 2.0},
+                                   "auto_units_by_seed": {"0": [0, 1, 2], "1": [0, 1, 3]}}},
+    "transfer": {"glyphs/s0/vit": {"ways": 5, "shots": {"1": {
+        "pixels": {"mean": 0.7, "low": 0.6, "high": 0.8, "n": 4},
+        "units": [{"name": "unit 0", "accuracy": {"mean": 0.75, "low": 0.7, "high": 0.8, "n": 4},
+                   "minus_pixels": {"mean": 0.05, "low": 0.01, "high": 0.09, "n": 4}}]}}}},
+    "cost": {"glyphs/s0/vit": {"backend": "numpy", "condense_seconds": 2.0,
+                               "ancestry_epoch_seconds": 20.0}},
+}
+
+
+@pytest.fixture(scope="module")
+def v2():
+    return _report.summarize(v2_records(), V2_META)
+
+
+def test_v2_summary_is_json_and_dispatched(v2):
+    assert v2["version"] == 2 and list(v2["archs"]) == ["glyphs/vit"]
+    assert json.loads(json.dumps(v2, allow_nan=False)) == v2
+
+
+def test_v2_few_shot_interval(v2):
+    few = v2["archs"]["glyphs/vit"]["samples"]["few_shot"]
+    half = 3.1824 * np.std([21, 19, 21, 19], ddof=1) / 2
+    assert few["interval"] == pytest.approx({"mean": 20.0, "low": 20 - half, "high": 20 + half,
+                                             "n": 4})
+    assert few["verdict"].startswith("holds: +20.0 [+18.2, +21.8] (n=4) points at N=5, K=1")
+
+
+def test_v2_converge_speedup(v2):
+    c = v2["archs"]["glyphs/vit"]["converge"]
+    assert c["pooled"] == pytest.approx({"mean": 10.0, "low": 10.0, "high": 10.0, "n": 8,
+                                         "never": 0})
+    assert c["verdict"].startswith("holds: 10.00x [10.00, 10.00] (n=8)")
+    assert c["per_cell"]["N5K1"]["random"]["mean"] == pytest.approx(5.0)
+
+
+def test_v2_better_null_and_probes(v2):
+    vs = v2["archs"]["glyphs/vit"]["better"]["vs"]
+    assert vs["scratch"]["pooled"]["mean"] == pytest.approx(12.5)
+    assert vs["scratch"]["verdict"].startswith("holds")
+    assert vs["front"]["pooled"] == pytest.approx({"mean": 2.0, "low": 2.0, "high": 2.0,
+                                                   "n": 8})
+    assert vs["random"]["pooled"]["mean"] == pytest.approx(3.0)
+    assert vs["random"]["verdict"].startswith("does not hold")  # +3 +- 5: the interval spans 0
+    assert vs["probe_pixels"]["pooled"]["mean"] < 0  # the linear model is better here
+    table = v2["archs"]["glyphs/vit"]["table"]
+    assert table["probe_pixels"]["N5K1"]["plateau"]["mean"] == pytest.approx(90.0)
+    assert table["scratch"]["N5K1"]["reached"] == 1.0
+
+
+def test_v2_match_and_sensitivity(v2):
+    match = v2["archs"]["glyphs/vit"]["samples"]["match"]
+    assert match["shots"]["auto"]["shots"] == 5  # at K=1 the low end is -1.8 points
+    assert match["shots"]["scratch"]["shots"] == 5
+    assert match["verdict"].startswith("does not hold: K=5")
+    sens = v2["archs"]["glyphs/vit"]["sensitivity"]
+    assert sens["ratio"] == pytest.approx({"mean": 0.1, "low": 0.1, "high": 0.1, "n": 4})
+    assert sens["methods"]["scratch"]["std"]["mean"] == pytest.approx(5.0)
+    assert sens["verdict"].startswith("holds")
+
+
+def test_v2_selection_null(v2):
+    sel = v2["selection"]["glyphs/s0/vit"]
+    assert sel["auto"]["front_fraction"] == 0.5
+    assert sel["random"]["front_fraction"] == pytest.approx(2 / 8)
+    assert sel["random"]["chance"] == pytest.approx(1 / 20)  # C(6, 3)
+
+
+def test_v2_write_report(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = write_out(tmp_path / "v2", v2_records(), V2_META)
+    text = open(_report.write_report(out)).read()
+    assert text.startswith("# Learngene benchmark report (protocol v2)")
+    assert "+20.0 [+18.2, +21.8] (n=4)" in text and "unit 0 - pixels" in text
+    assert "random chain (null)" in text and "linear probe: pixels" in text
+    images = re.findall(r"\]\((images/[^)]+)\)", text)
+    assert "images/curves_glyphs_vit_N5K1.png" in images
+    for image in images:
+        assert (out / image).read_bytes().startswith(b"\x89PNG")
+    assert len(_report2.summarize(v2_records(), V2_META)["claims"]) == 7

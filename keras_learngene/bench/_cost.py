@@ -106,28 +106,34 @@ def _ancestry_epoch_seconds(ancestry, x, y, steps, batch_size=64):
 
 
 def measure(bench, arch):
-    """The cost figures of one architecture (a dict for `meta.json`)."""
+    """The cost figures of one setting (a dict for `meta.json`): the focus
+    method's condensing against one ancestry epoch, library against plain
+    Keras training img/s, learngene against descendant bytes, the backend."""
     p = bench.profile
-    bench.say(f"{arch.name}: measuring cost figures")
-    learngene = arch.learngene("auto", 0)
-    descendant, _ = arch.descendant("auto", 0)
-    path = os.path.join(bench.cache, f"descendant_{arch.name}_{arch.info['key']}_auto.keras")
+    bench.say(f"{arch.key}: measuring cost figures")
+    ways = arch.setting.data.tasks_of()[0][0]
+    learngene = arch.learngene(p.focus, 0)
+    descendant, _ = arch.descendant(p.focus, 0, ways)
+    path = os.path.join(bench.cache, f"descendant_{arch.key.replace('/', '_')}_"
+                                     f"{arch.info['key']}_{p.focus}.keras")
     save_atomically(descendant, path, overwrite=True)
-    x, y = bench.base.x_train, bench.base.y_train
-    steps = min(p.cost_steps, len(x) // 64)
+    x, y = arch.setting.base.x_train, arch.setting.base.y_train
+    steps = max(1, min(p.cost_steps, len(x) // 64))
     cost = {
+        "backend": keras.backend.backend(),
         "ancestry_epoch_seconds": round(_ancestry_epoch_seconds(arch.ancestry, x, y, steps), 1),
         "ancestry_epoch_images": len(x),
         "epoch_timed_steps": steps,
+        "condense_method": p.focus,
         "condense_seconds": learngene.provenance["seconds"],
-        "learngene_bytes": bench.meta["condense"][arch.name]["auto"]["learngene_bytes"],
+        "learngene_bytes": bench.meta["condense"][arch.key][p.focus]["learngene_bytes"],
         "learngene_params": learngene.count_params(),
         "descendant_bytes": os.path.getsize(path),
         "descendant_params": descendant.count_params(),
     }
-    twin = plain_twin(arch.ancestry, p.k + p.n_fresh, bench.classes)
+    twin = plain_twin(arch.ancestry, p.k + p.n_fresh, ways)
     if twin is not None:
-        yb = np.asarray(y) % bench.classes  # labels in range; img/s does not depend on them
+        yb = np.asarray(y) % ways  # labels in range; img/s does not depend on them
         library, plain = [], []
         for _ in range(3):  # alternate, so drifting machine load hits both alike; best of 3
             library.append(_images_per_second(descendant, x, yb, steps))

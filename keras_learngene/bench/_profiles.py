@@ -1,16 +1,80 @@
 """Benchmark profiles: what `klg bench --profile NAME` trains and measures.
 
-A profile fixes everything a result depends on (data, ancestries, methods,
-shots, seeds, the step budget and its checkpoints, the hyperparameter grid);
+A profile fixes everything a result depends on (data sets and their
+base/novel splits, ancestries, methods, N-way K-shot tasks, the step budget
+and its checkpoints, the schedule, augmentation, the hyperparameter grid);
 the output folder remembers its profile, so a resumed run cannot mix two.
+
+This is protocol v2 (docs/benchmark.md): descendant tasks are N-way K-shot
+episodes on novel classes (`keras_learngene.datasets.sample_episodes`), each
+run is evaluated at log-spaced checkpoints on a validation split (which
+decides the plateau) and on the test images, under a constant learning rate
+after warm-up. Results of protocol v1 (`docs/results/full`) are still
+reported by `write_report`.
 """
 
 import dataclasses
 
+from keras_learngene.bench._stats import log_checkpoints
+
+VERSION = 2
 # the benchmark's own baselines; every other entry of `Profile.methods` is a
-# registered condensing method (`klg plugins --all`), plugins' included
-BASELINES = ("scratch", "ancestry")
-METHODS = ("scratch", "front", "back", "auto", "heur", "weight_selection", "ancestry")
+# registered condensing method (`klg plugins --all`), plugins' included.
+# "random" is the null of the selection: a random valid chain of k units.
+BASELINES = ("scratch", "ancestry", "random")
+METHODS = ("scratch", "random", "front", "back", "weight_selection", "auto", "auto_distill",
+           "heur", "tleg", "sws", "ancestry")
+# the reference rows: linear probes (ridge, `_stats.ridge_probe`) on one task's images
+PROBES = ("probe_pixels", "probe_ancestry", "probe_learngene")
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """One data set of a profile and the tasks drawn from it.
+
+    Attributes:
+        name: `"glyphs"`, `"fashion_mnist"`, `"embedded"` or `"cifar_fs"`
+            (`keras_learngene.datasets.load_task`).
+        splits: base/novel splits (`split=` of glyphs; `(0,)` elsewhere).
+        ways: N of the N-way tasks (Fashion-MNIST: 4, its four novel classes).
+        shots: K, training images per class.
+        tasks: episodes per (split, N, K); the initialisation seed of a run is
+            its episode's index, so every method meets the same task and seed.
+        steps: optimizer steps of every run (the equal budget).
+        checkpoints: steps at which validation and test accuracy are measured.
+        ancestry_epochs: epochs of each ancestry on the base classes.
+        val_fraction: share of each class's held-out images that validate
+            (the plateau rule reads them); the rest test.
+        flip: horizontal flips in the augmentation (False: characters, digits).
+        options: `load_task` options (glyphs: `load_glyphs` arguments).
+        pairs: `(N, K)` pairs to run instead of every N with every K.
+        ancestry_examples: train each ancestry on this many base images (a
+            fixed random subset; None: all of them).
+    """
+
+    name: str
+    splits: tuple = (0,)
+    ways: tuple = (5,)
+    shots: tuple = (1, 5, 10, 20)
+    tasks: int = 10
+    steps: int = 300
+    checkpoints: tuple = ()
+    ancestry_epochs: int = 3
+    val_fraction: float = 0.5
+    flip: bool = False
+    options: dict = dataclasses.field(default_factory=dict)
+    pairs: tuple = ()
+    ancestry_examples: int = None
+
+    def __post_init__(self):
+        if not self.checkpoints:
+            object.__setattr__(self, "checkpoints", log_checkpoints(self.steps))
+
+    def tasks_of(self):
+        """The `(N, K)` pairs of this data set, in order."""
+        if self.pairs:
+            return tuple(tuple(p) for p in self.pairs)
+        return tuple((n, k) for n in self.ways for k in self.shots)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,52 +83,71 @@ class Profile:
 
     Attributes:
         name: profile name.
-        dataset: `"fashion_mnist"` (the full data set) or `"embedded"` (the
-            shipped subset).
-        ancestries: `{arch: spec}`; a spec has `preset` and either
-            `"shipped": True` (the package's trained ancestry) or `epochs` of
-            training on the base classes, and optional builder `overrides`,
-            `shots` (this architecture's K, default: the profile's) and
-            `sensitivity` (False: no grid runs for this architecture).
-        methods: initialisations compared: `"scratch"` (random), `"ancestry"`
-            (every unit, fine-tuned) and registered condensing methods.
+        data: the `Data` sets.
+        ancestries: `{arch: spec}`; a spec has `preset` and optional builder
+            `overrides`, `data` (the data set names this arch runs on; default
+            all) and `methods` (a subset of the profile's for this arch).
+        methods: initialisations compared: `"scratch"`, `"random"` (a random
+            valid chain of k units), `"ancestry"` (every unit, fine-tuned) and
+            registered condensing methods.
+        focus: the method whose claims are measured against scratch.
         k: ancestry units in each learngene.
         n_fresh: fresh units stacked on the learngene in every descendant.
-        shots: K, training images per novel class.
-        seeds: seeds of every sampled task and every initialisation.
-        steps: optimizer steps of every run (the equal budget).
-        checkpoints: steps at which the test accuracy is measured.
+        condense_seeds: seeds of the seeded methods' condensings; episode i
+            uses `condense_seeds[i % len(condense_seeds)]`.
         default: the `learning_rate` and `batch_size` of the main runs.
+        schedule: `training.compile_model(schedule=...)`; `"constant"` after
+            `warmup_steps` of linear warm-up.
+        warmup_steps: warm-up steps (the same whatever the budget).
         grid: the `learning_rate` x `batch_size` grid of the sensitivity runs.
-        sensitivity_shots: K of the sensitivity runs.
-        sensitivity_methods: methods run over the whole grid.
+        sensitivity: `{"data", "ways", "shots", "tasks", "methods"}` of the
+            sensitivity runs (the first split).
+        probes: whether the reference rows (linear probes) are computed.
+        transfer_shots: K of the unit-transfer probe (each ancestry unit's
+            features against pixels on novel tasks of the first N).
+        plateau_tol: tolerance of the plateau rule (a fraction).
         probe_size: base-class images given to condensing.
         cost_steps: steps timed for the ancestry-epoch and overhead figures.
     """
 
     name: str
-    dataset: str
+    data: tuple
     ancestries: dict
     methods: tuple = METHODS
+    focus: str = "auto"
     k: int = 3
     n_fresh: int = 3
-    shots: tuple = (10, 50, 200, 1000)
-    seeds: tuple = (0, 1, 2)
-    steps: int = 120
-    checkpoints: tuple = (10, 20, 40, 80, 120)
+    condense_seeds: tuple = (0, 1)
     default: dict = dataclasses.field(
-        default_factory=lambda: {"learning_rate": 1e-3, "batch_size": 64})
+        default_factory=lambda: {"learning_rate": 1e-3, "batch_size": 32})
+    schedule: str = "constant"
+    warmup_steps: int = 10
     grid: dict = dataclasses.field(
         default_factory=lambda: {"learning_rate": (1e-4, 3e-4, 1e-3, 3e-3),
                                  "batch_size": (16, 64)})
-    sensitivity_shots: int = 200
-    sensitivity_methods: tuple = ("scratch", "auto")
+    sensitivity: dict = dataclasses.field(
+        default_factory=lambda: {"data": "glyphs", "ways": 5, "shots": 5, "tasks": 5,
+                                 "methods": ("scratch", "auto")})
+    probes: bool = True
+    transfer_shots: tuple = (1, 5)
+    plateau_tol: float = 0.01
     probe_size: int = 3000
     cost_steps: int = 60
+    version: int = VERSION
 
     def to_json(self):
         """The profile as plain JSON data (tuples become lists)."""
         return _plain(dataclasses.asdict(self))
+
+    def data_of(self, name):
+        return next(d for d in self.data if d.name == name)
+
+    def archs_of(self, data):
+        return [a for a, spec in self.ancestries.items() if data in spec.get("data", [data])]
+
+    def methods_of(self, arch):
+        chosen = self.ancestries[arch].get("methods")
+        return tuple(m for m in self.methods if chosen is None or m in chosen)
 
 
 def _plain(value):
@@ -75,43 +158,86 @@ def _plain(value):
     return value
 
 
+_TINY_VIT = {"patch_size": 7, "num_layers": 4, "hidden_dim": 16, "num_heads": 2, "mlp_dim": 32}
+_TINY_CNN = {"filters": [8, 8, 8, 8], "stem_filters": 8}
+# six scripts of the glyphs (about 9,000 training images, 2 s to render once)
+QUICK_SCRIPTS = ("latin", "greek", "cyrillic", "armenian", "georgian", "hebrew")
+PILOT_SCRIPTS = QUICK_SCRIPTS + ("arabic", "thai", "lao", "tifinagh")
+
 PROFILES = {
-    # Minutes on 2 CPU cores: tiny ancestries trained for one epoch on the
-    # shipped subset. A smoke test of the whole pipeline; its numbers mean little.
+    # About a minute on 2 CPU cores: tiny ancestries trained one epoch on six
+    # glyph scripts, 5-way 1- and 5-shot tasks, a few dozen steps. A smoke test
+    # of the whole pipeline (CI runs it); its numbers mean little.
     "quick": Profile(
         name="quick",
-        dataset="embedded",
-        ancestries={
-            "vit": {"preset": "vit_tiny", "epochs": 1,
-                    "overrides": {"patch_size": 7, "num_layers": 4, "hidden_dim": 16,
-                                  "num_heads": 2, "mlp_dim": 32}},
-            "cnn": {"preset": "vgg_iso", "epochs": 1,
-                    "overrides": {"filters": [8, 8, 8, 8], "stem_filters": 8}},
-        },
-        k=2,
-        n_fresh=1,
-        shots=(10, 50),
-        seeds=(0,),
-        steps=12,
-        checkpoints=(2, 6, 12),
-        grid={"learning_rate": (1e-3, 3e-3), "batch_size": (16,)},
-        sensitivity_shots=10,
+        data=(Data("glyphs", shots=(1, 5), tasks=2, steps=12, ancestry_epochs=1,
+                   ancestry_examples=1024, options={"scripts": QUICK_SCRIPTS}),),
+        ancestries={"vit": {"preset": "vit_tiny", "overrides": _TINY_VIT},
+                    "cnn": {"preset": "vgg_iso", "overrides": _TINY_CNN}},
+        methods=("scratch", "random", "front", "auto", "ancestry"),
+        k=2, n_fresh=1, condense_seeds=(0,), warmup_steps=2,
         default={"learning_rate": 1e-3, "batch_size": 16},
-        probe_size=256,
-        cost_steps=5,
+        grid={"learning_rate": (1e-3, 3e-3), "batch_size": (16,)},
+        sensitivity={"data": "glyphs", "ways": 5, "shots": 5, "tasks": 2,
+                     "methods": ("scratch", "auto")},
+        transfer_shots=(1,), probe_size=256, cost_steps=5,
     ),
-    # The protocol of shared/BENCHMARK.md on the full Fashion-MNIST data: the
-    # shipped ViT ancestry and a VGG-style CNN with units of one shape, so
-    # every method initialises the same descendant architecture.
+    # The pilot of docs/results/pilot (about 10 minutes on 2 CPU cores with
+    # TensorFlow): ten scripts, split 0, the library's ViT and CNN trained 3
+    # epochs, 5-way K = 1 and 5, 3 episodes each, 60 steps per run.
+    "pilot": Profile(
+        name="pilot",
+        data=(Data("glyphs", ways=(5,), shots=(1, 5), tasks=3, steps=60, ancestry_epochs=3,
+                   options={"scripts": PILOT_SCRIPTS}),),
+        ancestries={"vit": {"preset": "vit_tiny"}, "cnn": {"preset": "vgg_iso"}},
+        methods=("scratch", "random", "front", "auto"),
+        condense_seeds=(0,),
+        grid={"learning_rate": (1e-3, 3e-3), "batch_size": (32,)},
+        sensitivity={"data": "glyphs", "ways": 5, "shots": 5, "tasks": 2,
+                     "methods": ("scratch", "auto")},
+        transfer_shots=(1, 5), probe_size=1000, cost_steps=20,
+    ),
+    # The v2 protocol cut to 150 minutes on 2 CPU cores (docs/benchmark.md
+    # says what was cut): glyph split 0 only; 20-way at K = 5 only; TLEG, SWS,
+    # back-k and the distilled Auto variant on the CNN only (their
+    # descendants need no bridges there); Fashion-MNIST with the CNN only.
     "full": Profile(
         name="full",
-        dataset="fashion_mnist",
+        data=(
+            Data("glyphs", ways=(5, 20), shots=(1, 5, 10, 20), tasks=10, steps=200,
+                 ancestry_epochs=3, pairs=((5, 1), (5, 5), (5, 10), (5, 20), (20, 5))),
+            Data("fashion_mnist", ways=(4,), shots=(10, 50, 200), tasks=5, steps=300,
+                 ancestry_epochs=3, flip=True, val_fraction=0.25),
+        ),
         ancestries={
-            "vit": {"preset": "vit_tiny", "shipped": True},
-            "cnn": {"preset": "vgg_iso", "epochs": 4},
+            "vit": {"preset": "vit_tiny", "data": ["glyphs"],
+                    "methods": ["scratch", "random", "front", "weight_selection", "auto",
+                                "heur", "ancestry"]},
+            "cnn": {"preset": "vgg_iso"},
         },
-        steps=100,
-        checkpoints=(10, 16, 33, 66, 100),
+        methods=("scratch", "random", "front", "back", "weight_selection", "auto", "heur",
+                 "tleg", "sws", "ancestry"),
+        sensitivity={"data": "glyphs", "ways": 5, "shots": 5, "tasks": 3,
+                     "methods": ("scratch", "auto")},
+        grid={"learning_rate": (1e-4, 1e-3, 3e-3), "batch_size": (16, 64)},
+    ),
+    # The same command on a GPU: every split, 5- and 20-way at every K, 20
+    # tasks, every method on both architectures, the full grid, and CIFAR-FS
+    # where CIFAR-100 is in the Keras cache (add it with --methods/--profile
+    # in Python: `Data("cifar_fs", ...)`).
+    "gpu": Profile(
+        name="gpu",
+        data=(
+            Data("glyphs", splits=(0, 1, 2), ways=(5, 20), shots=(1, 5, 10, 20), tasks=20,
+                 steps=1000, ancestry_epochs=10),
+            Data("fashion_mnist", ways=(4,), shots=(10, 50, 200, 1000), tasks=10, steps=1000,
+                 ancestry_epochs=10, flip=True, val_fraction=0.25),
+        ),
+        ancestries={"vit": {"preset": "vit_tiny"}, "cnn": {"preset": "vgg_iso"}},
+        condense_seeds=(0, 1, 2),
+        sensitivity={"data": "glyphs", "ways": 5, "shots": 5, "tasks": 10,
+                     "methods": ("scratch", "auto")},
+        transfer_shots=(1, 5, 20),
     ),
 }
 

@@ -98,8 +98,12 @@ def summarize(records, meta):
         `ancestries`, `condense`, `cost` and `archs` (the four claims'
         numbers and verdicts), and `claims` (the rows of the summary table).
     """
-    METHOD_NAMES.update({m: v["title"] for m, v in (meta.get("methods") or {}).items()})
     profile = meta.get("profile") or {}
+    if _version(meta) >= 2:
+        from keras_learngene.bench import _report2
+
+        return _report2.summarize(records, meta)
+    METHOD_NAMES.update({m: v["title"] for m, v in (meta.get("methods") or {}).items()})
     steps = profile.get("steps") or max((r.get("steps", 0) for r in records), default=None)
     archs = _ordered(profile.get("archs") or list(profile.get("ancestries") or {}),
                      {r["arch"] for r in records}, keep_all=True)
@@ -406,10 +410,21 @@ def write_report(out_dir):
     out_dir = Path(out_dir)
     meta = _load_meta(out_dir)
     summary = summarize(load_records(out_dir), meta)
-    images = _plots(summary, meta, out_dir / "images")
     path = out_dir / "report.md"
+    if _version(meta) >= 2:
+        from keras_learngene.bench import _report2
+
+        images = _report2.plots(summary, meta, out_dir / "images")
+        path.write_text(_report2.markdown(summary, images))
+        return str(path)
+    images = _plots(summary, meta, out_dir / "images")
     path.write_text(_markdown(summary, images))
     return str(path)
+
+
+def _version(meta):
+    """The protocol of a results folder: 1 (docs/results/full) or 2."""
+    return int((meta.get("profile") or {}).get("version") or 1)
 
 
 def _name(method):
@@ -461,7 +476,10 @@ _HOW_TO_READ = (
 def _markdown(summary, images):
     h = summary["header"]
     runs = h["runs"] or {}
-    lines = ["# Learngene benchmark report", ""]
+    lines = ["# Learngene benchmark report (protocol v1)", "",
+             "These results follow protocol v1 (Fashion-MNIST tops, three checkpoints, a "
+             "cosine schedule tied to the budget, verdicts from seed means without "
+             "intervals); `klg bench` now runs protocol v2 (docs/benchmark.md).", ""]
     lines += _table(["", ""], [
         ("profile", _or(h["profile"])), ("command", _or(h["command"], "`{}`")),
         ("commit", _or(h["commit"])), ("backend", _or(h["backend"])),
