@@ -505,16 +505,18 @@ def inspect(file, png, as_json):
 
 # -------------------------------------------------------------------------- bench
 @cli.command()
-@click.option("--profile", type=click.Choice(["quick", "full"]), default="quick",
-              show_default=True, help="quick: minutes, tiny ancestries on the shipped subset "
-              "(a smoke test); full: the protocol of docs/benchmark.md (hours on 2 CPU cores).")
+@click.option("--profile", type=click.Choice(["quick", "pilot", "full", "gpu"]),
+              default="quick", show_default=True,
+              help="quick: about a minute, tiny ancestries on six glyph scripts (a smoke test); "
+              "pilot: the committed pilot; full: protocol v2 of docs/benchmark.md (about 150 "
+              "minutes on 2 CPU cores); gpu: the larger profile for a GPU.")
 @click.option("--out", default="klg-bench", show_default=True,
               help="Output folder: runs.jsonl, meta.json, report.md, images/. Run again with "
               "the same folder to resume; finished runs are never recomputed.")
 @click.option("--cache", default=None, help="Folder of trained ancestries and learngenes "
               "[default: OUT/cache].")
 @click.option("--data", "data_path", default=None,
-              help="Folder of the Fashion-MNIST IDX files [default: searched].")
+              help="Folder of the Fashion-MNIST IDX files (or CIFAR-100) [default: searched].")
 @click.option("--methods", default=None,
               help="Comma-separated methods to compare instead of the profile's: scratch, "
               "ancestry and registered condensing methods (plugins' included).")
@@ -542,14 +544,11 @@ def bench(profile, out, cache, data_path, methods, report_only, as_json):
     else:
         chosen = klg_bench.get_profile(profile)
         if methods:
-            import dataclasses
-
             names = tuple(m.strip() for m in methods.split(",") if m.strip())
             if "scratch" not in names:
                 raise click.BadParameter("the claims are measured against scratch: include it.",
                                          param_hint="--methods")
-            chosen = dataclasses.replace(chosen, methods=names, sensitivity_methods=tuple(
-                m for m in chosen.sensitivity_methods if m in names))
+            chosen = klg_bench.with_methods(chosen, names)
         path = klg_bench.run_bench(chosen, out, cache=cache, data_path=data_path)
     summary = klg_bench.summarize(klg_bench.load_records(out), _read_json(
         os.path.join(out, "meta.json")))

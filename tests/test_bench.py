@@ -49,7 +49,8 @@ def test_full_and_gpu_profiles_follow_protocol_v2():
         assert {k for n, k in glyphs.tasks_of() if n == 5} == {1, 5, 10, 20}
         assert "fashion_mnist" in [d.name for d in p.data]
         assert {"scratch", "random", "front", "auto", "ancestry"} <= set(p.methods)
-    assert len(bench.PROFILES["gpu"].data_of("glyphs").splits) == 3
+    gpu = bench.PROFILES["gpu"]
+    assert len(gpu.data_of("glyphs").splits) == 3 and set(bench.METHODS) <= set(gpu.methods)
     assert len(bench.plan_runs(bench.PROFILES["gpu"])) > len(bench.plan_runs(
         bench.PROFILES["full"]))
 
@@ -67,7 +68,7 @@ def test_plan_covers_every_task_method_and_grid_point_once():
     assert len(probes) == sum(len(d.splits) * len(d.tasks_of()) * d.tasks * 3
                               for d in p.data for _ in p.archs_of(d.name))
     assert p.archs_of("fashion_mnist") == ["cnn"]
-    assert "tleg" not in p.methods_of("vit") and "tleg" in p.methods_of("cnn")
+    assert "heur" not in p.methods_of("vit") and "heur" in p.methods_of("cnn")
     sens = [r for r in runs if r["experiment"] == "sensitivity"]
     default = (p.default["learning_rate"], p.default["batch_size"])
     points = len(p.grid["learning_rate"]) * len(p.grid["batch_size"])

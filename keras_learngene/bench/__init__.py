@@ -9,11 +9,18 @@ verdict per claim (from paired 95% intervals), and plots; see
 `docs/benchmark.md` for the protocol (v2) and the committed results.
 """
 
-from keras_learngene.bench._profiles import METHODS, PROFILES, Data, Profile, get_profile
+from keras_learngene.bench._profiles import (
+    METHODS,
+    PROFILES,
+    Data,
+    Profile,
+    get_profile,
+    with_methods,
+)
 from keras_learngene.bench._report import TARGETS, load_records, summarize, write_report
 from keras_learngene.bench._runner import plan_runs, run_bench
 
 __all__ = [
     "METHODS", "PROFILES", "Data", "Profile", "TARGETS", "get_profile", "load_records", "plan_runs",
-    "run_bench", "summarize", "write_report",
+    "run_bench", "summarize", "with_methods", "write_report",
 ]

@@ -112,10 +112,10 @@ def measure(bench, arch):
     p = bench.profile
     bench.say(f"{arch.key}: measuring cost figures")
     ways = arch.setting.data.tasks_of()[0][0]
-    learngene = arch.learngene(p.focus, 0)
-    descendant, _ = arch.descendant(p.focus, 0, ways)
+    learngene = arch.learngene(p.reference, 0)
+    descendant, _ = arch.descendant(p.reference, 0, ways)
     path = os.path.join(bench.cache, f"descendant_{arch.key.replace('/', '_')}_"
-                                     f"{arch.info['key']}_{p.focus}.keras")
+                                     f"{arch.info['key']}_{p.reference}.keras")
     save_atomically(descendant, path, overwrite=True)
     x, y = arch.setting.base.x_train, arch.setting.base.y_train
     steps = max(1, min(p.cost_steps, len(x) // 64))
@@ -124,9 +124,9 @@ def measure(bench, arch):
         "ancestry_epoch_seconds": round(_ancestry_epoch_seconds(arch.ancestry, x, y, steps), 1),
         "ancestry_epoch_images": len(x),
         "epoch_timed_steps": steps,
-        "condense_method": p.focus,
+        "condense_method": p.reference,
         "condense_seconds": learngene.provenance["seconds"],
-        "learngene_bytes": bench.meta["condense"][arch.key][p.focus]["learngene_bytes"],
+        "learngene_bytes": bench.meta["condense"][arch.key][p.reference]["learngene_bytes"],
         "learngene_params": learngene.count_params(),
         "descendant_bytes": os.path.getsize(path),
         "descendant_params": descendant.count_params(),

@@ -340,7 +340,7 @@ class _Arch:
                 model = feature_model(self.ancestry, [self.anatomy.stem_output]
                                       + list(self.anatomy.unit_outputs))
             else:
-                learngene = self.learngene(self.bench.profile.focus, seed)
+                learngene = self.learngene(self.bench.profile.reference, seed)
                 model = feature_model(learngene, [learngene.outputs[0]])
             out = []
             for x in (novel.x_train, novel.x_test):
@@ -493,9 +493,9 @@ class Bench:
                 ftr, fte = arch.features("units")[-1]
                 units = list(range(len(arch.anatomy.units)))
             else:
-                seed = arch.condense_seed(self.profile.focus, task)
-                ftr, fte = arch.features("learngene", seed)[0]
-                units = arch.learngene(self.profile.focus, task).provenance["source_units"]
+                method = self.profile.reference
+                ftr, fte = arch.features("learngene", arch.condense_seed(method, task))[0]
+                units = arch.learngene(method, task).provenance["source_units"]
             xtr, xva, xte = ftr[tr], fte[va], fte[te]
         probe = _stats.ridge_probe(xtr, ytr, xva, yva, xte, yte, ways)
         return {**run, "steps": 0, "checkpoints": [], "final_accuracy": round(probe["accuracy"], 5),
@@ -559,8 +559,6 @@ class Bench:
                 raise ValueError(f"{d.name}: the last checkpoint must be the step budget "
                                  f"({d.steps}).")
         registry = plugins.registry("methods")
-        if p.focus not in p.methods:
-            raise ValueError(f"The focus method {p.focus!r} is not among the methods.")
         for m in p.methods:  # unknown names fail here, before any training
             if m not in BASELINES:
                 method = registry.get(m)
