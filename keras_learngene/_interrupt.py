@@ -7,9 +7,10 @@ garbage-collection callback or a `__del__` (backends run some), it is printed
 as "Exception ignored" and swallowed, and the command runs on. So the handler
 installed here raises `KeyboardInterrupt` as usual (the command unwinds, its
 `finally` blocks remove temporary files, `klg` exits with 130) and also arms
-a fallback: if the process is still running `GRACE_SECONDS` later, it
-removes the temporary files of the saves under way and exits with 130
-itself. Outputs are only ever created by renaming a finished temporary file,
+a fallback: if the process is still running `GRACE_SECONDS` later, or as soon
+as Python reports the interrupt as swallowed (`sys.unraisablehook`, before it
+prints a traceback), it removes the temporary files of the saves under way
+and exits with 130 itself. Outputs are only ever created by renaming a finished temporary file,
 so either way no partial output is left.
 """
 
@@ -57,6 +58,15 @@ def _handler(signum, frame):
     raise KeyboardInterrupt
 
 
+def _unraisable(hook):
+    def unraisable(info):
+        if isinstance(info.exc_value, KeyboardInterrupt):  # swallowed: it cannot unwind
+            _give_up()
+        hook(info)
+
+    return unraisable
+
+
 def install():
     """Installs the SIGINT handler (main thread only; where SIGINT is not
     ignored, e.g. by `nohup` or a background job)."""
@@ -65,3 +75,6 @@ def install():
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         return
     signal.signal(signal.SIGINT, _handler)
+    # an interrupt raised in a garbage-collection callback or `__del__` is printed as
+    # "Exception ignored ... Traceback ... KeyboardInterrupt" and dropped: end at once instead
+    sys.unraisablehook = _unraisable(sys.unraisablehook)
