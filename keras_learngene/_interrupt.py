@@ -34,9 +34,13 @@ def report():
             return
         _state["reported"] = True
     try:
-        sys.stderr.write(f"\n{MESSAGE}\n")
         sys.stderr.flush()
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - e.g. a reentrant write: the message still goes out
+        pass
+    try:  # straight to the user's stderr: no Python buffer or lock in the way, and not
+        # into the capture of `_quiet` if the interrupt came while TensorFlow was importing
+        os.write(_state.get("fd", 2), f"\n{MESSAGE}\n".encode())
+    except OSError:
         pass
 
 
@@ -75,6 +79,7 @@ def install():
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         return
     signal.signal(signal.SIGINT, _handler)
+    _state.setdefault("fd", os.dup(2))  # the user's stderr, whatever fd 2 becomes
     # an interrupt raised in a garbage-collection callback or `__del__` is printed as
     # "Exception ignored ... Traceback ... KeyboardInterrupt" and dropped: end at once instead
     sys.unraisablehook = _unraisable(sys.unraisablehook)

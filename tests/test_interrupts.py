@@ -89,8 +89,8 @@ class Klg:
 
 def _assert_interrupted(klg, code):
     assert code == 130, klg.stderr[-3000:]
-    assert "Error: interrupted" in klg.stderr
-    assert "Traceback" not in klg.stderr
+    assert "Error: interrupted" in klg.stderr, klg.stderr[-3000:]
+    assert "Traceback" not in klg.stderr, klg.stderr[-3000:]
 
 
 def _leftovers(folder):
