@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from keras_learngene.bench import _stats
+from keras_learngene.bench import _report, _stats
 from keras_learngene.bench._profiles import PROBES
 
 TARGETS = {
@@ -90,8 +90,7 @@ def _fmt_ratio(result):
     return text + f" (n={result['n']})"
 
 
-def _verdict(ok, measured, target):
-    return f"{'holds' if ok else 'does not hold'}: {measured}, target {target}"
+_verdict = _report._verdict  # one wording of a verdict for both report versions
 
 
 def _cell(ways, shots):
@@ -409,26 +408,9 @@ def _selection(records, meta, profile):
 
 
 def _cost(cost, runs):
-    cost = dict(cost or {})
-
-    def ratio(a, b):
-        a, b = cost.get(a), cost.get(b)
-        return a / b if a is not None and b else None
-
-    library, plain = (cost.get(k) for k in ("library_images_per_second",
-                                            "plain_keras_images_per_second"))
-    epochs = ratio("condense_seconds", "ancestry_epoch_seconds")
-    overhead = (plain - library) / plain * 100 if library is not None and plain else None
+    """v1's cost figures and verdicts, plus the runs' median training throughput."""
     ips = [r["images_per_second"] for r in runs if r.get("images_per_second")]
-    return {**cost, "condense_epochs": epochs, "overhead_percent": overhead,
-            "bytes_ratio": ratio("learngene_bytes", "descendant_bytes"),
-            "run_images_per_second": float(np.median(ips)) if ips else None,
-            "condense_verdict": NOT_MEASURED if epochs is None else _verdict(
-                epochs <= TARGETS["condense_epochs"], f"{epochs:.2f} epochs",
-                f"<= {TARGETS['condense_epochs']:g} epoch"),
-            "overhead_verdict": NOT_MEASURED if overhead is None else _verdict(
-                overhead <= TARGETS["overhead_percent"], f"{overhead:.1f}%",
-                f"<= {TARGETS['overhead_percent']:g}%")}
+    return {**_report._cost(cost), "run_images_per_second": float(np.median(ips)) if ips else None}
 
 
 def _claims(groups, focus):
