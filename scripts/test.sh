@@ -7,9 +7,13 @@ cd "$(dirname "$0")/.."
 echo "== ruff"
 ruff check .
 
+# Two workers (pytest-xdist): tiny models leave cores idle between steps. Tests
+# marked `once` (backend-independent) run on the tensorflow pass only (conftest).
+JOBS="${KLG_TEST_JOBS:-2}"
 for backend in tensorflow jax torch; do
     echo "== pytest, KERAS_BACKEND=$backend"
-    KERAS_BACKEND=$backend python -m pytest tests -q -p no:cacheprovider
+    KERAS_BACKEND=$backend python -m pytest tests -q -p no:cacheprovider -p no:benchmark \
+        -n "$JOBS" --durations=15
 done
 
 echo "== example plugins: plugins/klg-similarities-extra, plugins/klg-method-spread"

@@ -1,6 +1,11 @@
 """Shared fixtures: tiny models and data, so every test takes seconds.
 
 The suite runs once per backend (`KERAS_BACKEND=tensorflow|jax|torch`).
+Tests marked `once` check what does not depend on the backend (the CLI's
+arguments and messages, start-up, signals, the docs, report rendering, the
+benchmark's bookkeeping): they run on the `ONCE_BACKEND` pass only, and the
+other passes deselect them. Everything that computes with tensors is
+unmarked and runs on every backend.
 Installed third-party plugins are not loaded unless a test asks
 (`KLG_LOAD_PLUGINS` is set to empty here).
 """
@@ -16,6 +21,11 @@ import pytest  # noqa: E402
 from keras_learngene import models, plugins, training  # noqa: E402
 
 # Tiny models train for a few steps: compile time dominates, so compile less.
+# On TensorFlow (and JAX) tracing a tiny model's train step takes seconds, more
+# than running its few steps eagerly, so in-process tests run eagerly
+# (`run_eagerly=True` unless a test is marked `graph`, or KLG_TEST_GRAPH=1 for
+# every test). Graph mode is still exercised: by `graph` tests, and by every
+# test that runs `klg` or a tutorial in a subprocess (the library's defaults).
 if keras.backend.backend() == "jax":
     import jax
 
@@ -27,7 +37,48 @@ elif keras.backend.backend() == "torch":
 
     torch.set_num_threads(1)  # two intra-op threads are much slower on tiny tensors here
 
+EAGER = {"on": keras.backend.backend() in os.environ.get("KLG_TEST_EAGER", "tensorflow").split(",")
+         and not os.environ.get("KLG_TEST_GRAPH")}
+_compile = keras.Model.compile
+
+
+def _test_compile(self, *args, **kwargs):
+    if EAGER["on"]:
+        kwargs.setdefault("run_eagerly", True)
+    return _compile(self, *args, **kwargs)
+
+
+keras.Model.compile = _test_compile
+
+
+@pytest.fixture(autouse=True)
+def _graph_mode(request):
+    """A test marked `graph` compiles its models as the library does."""
+    if request.node.get_closest_marker("graph") is None:
+        yield
+        return
+    was, EAGER["on"] = EAGER["on"], False
+    yield
+    EAGER["on"] = was
+
+
 TINY_SHAPE = (8, 8, 1)
+ONCE_BACKEND = "tensorflow"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", f"once: backend-independent; runs on the {ONCE_BACKEND} pass only")
+    config.addinivalue_line("markers", "graph: compiles as the library does, never eagerly")
+
+
+def pytest_collection_modifyitems(config, items):
+    if keras.backend.backend() == ONCE_BACKEND:
+        return
+    once = [item for item in items if item.get_closest_marker("once")]
+    if once:
+        config.hook.pytest_deselected(items=once)
+        items[:] = [item for item in items if not item.get_closest_marker("once")]
 
 # Tiny versions of each ancestry family: same structure, seconds to train.
 TINY_BUILDERS = {

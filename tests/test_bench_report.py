@@ -9,6 +9,8 @@ import pytest
 from keras_learngene import plotting
 from keras_learngene.bench import _report
 
+pytestmark = pytest.mark.once  # backend-independent (conftest.ONCE_BACKEND)
+
 STEPS = 300
 CHECKPOINTS = [10, 25, 50, 100, 200, 300]
 SHOTS = [10, 50, 200, 1000]

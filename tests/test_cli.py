@@ -11,6 +11,8 @@ from conftest import TINY_BUILDERS, train_briefly
 import keras_learngene as klg
 from keras_learngene.cli import cli
 
+pytestmark = pytest.mark.once  # backend-independent (conftest.ONCE_BACKEND)
+
 
 @pytest.fixture(scope="module")
 def runner():
@@ -163,6 +165,7 @@ def test_help_lists_commands(runner):
         assert command in result.stdout
 
 
+@pytest.mark.graph  # a real workload: compiled as the CLI compiles it (conftest)
 def test_condense_with_no_arguments_uses_the_embedded_default(runner):
     """The README's main job: the shipped ancestry, the shipped subset."""
     with runner.isolated_filesystem():

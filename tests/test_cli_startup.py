@@ -23,6 +23,8 @@ from conftest import TINY_SHAPE, backend
 import keras_learngene as klg
 from keras_learngene.learngene import Learngene
 
+pytestmark = pytest.mark.once  # backend-independent (conftest.ONCE_BACKEND)
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("keras", "tensorflow", "jax", "torch")
 

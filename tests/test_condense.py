@@ -168,6 +168,7 @@ def test_trained_ancestry_does_not_warn(trained_ancestry, data):
         klg.condense(trained_ancestry, data, num_units=1, method="front")
 
 
+@pytest.mark.graph  # compiled as the library compiles (conftest)
 def test_heur_callback_records_fractions(data):
     model = TINY_BUILDERS["vit"]()
     units = [model.get_layer(f"transformer_block_{i}") for i in range(4)]

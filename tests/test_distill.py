@@ -128,6 +128,7 @@ def synthetic_ancestry(informative, units=4):
     return model
 
 
+@pytest.mark.graph  # compiled as the library compiles (conftest)
 def test_the_weights_concentrate_on_the_informative_unit():
     ancestry = synthetic_ancestry(informative=2)
     p = _condense(ancestry, num_units=1, pseudo_depth=1, epochs=20, form="functional",

@@ -31,10 +31,7 @@ import pytest
 import keras_learngene
 from keras_learngene import datasets, forms, models, plugins, similarity
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="the docs are checked once, on the tensorflow pass of the suite",
-)
+pytestmark = pytest.mark.once  # the docs do not depend on the backend (conftest.ONCE_BACKEND)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -25,6 +25,8 @@ from keras_learngene import hookspecs, plugins
 from keras_learngene.forms import Form
 from keras_learngene.similarity import Similarity
 
+pytestmark = pytest.mark.once  # backend-independent (conftest.ONCE_BACKEND)
+
 PAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 SPEC_MARKER = f"{hookspecs.hookspec.project_name}_spec"  # where pluggy marks a hookspec
 HEADING = re.compile(r"^###\s+`(?P<name>\w+)(?P<args>\([^`]*\))`\s*$", re.MULTILINE)

@@ -12,6 +12,8 @@ from conftest import TINY_BUILDERS
 
 from keras_learngene.cli import cli
 
+pytestmark = pytest.mark.once  # backend-independent (conftest.ONCE_BACKEND)
+
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+pytestmark = [pytest.mark.skipif(os.name != "posix", reason="POSIX signals"),
+              pytest.mark.once]  # backend-independent (conftest.ONCE_BACKEND)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,13 +140,26 @@ _SLOW_SAVE = textwrap.dedent("""
     sys.argv = ["klg", *sys.argv[1:]]
     _klg.main()
 """)
-_QUICK_TRAIN = ["train", "--preset", "vit_tiny", "--classes", "0,1", "--shots", "4",
-                "--epochs", "1", "--out", "m.keras"]
+@pytest.fixture(scope="module")
+def quick_save(tmp_path_factory):
+    """`klg inherit` of a tiny learngene (kept in a folder of its own): the
+    quickest command that saves a model."""
+    import warnings
+
+    from conftest import TINY_BUILDERS
+
+    import keras_learngene as klg
+
+    path = tmp_path_factory.mktemp("input") / "lg.keras"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "looks untrained"
+        klg.condense(TINY_BUILDERS["vit"](2), method="front", num_units=2).save(str(path))
+    return ["inherit", str(path), "--n-layers", "1", "--num-classes", "2", "--out", "m.keras"]
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "overwrite"])
-def test_sigint_while_saving_removes_the_temporary_file(tmp_path, existing):
-    args = _QUICK_TRAIN + (["--overwrite"] if existing else [])
+def test_sigint_while_saving_removes_the_temporary_file(tmp_path, quick_save, existing):
+    args = quick_save + (["--overwrite"] if existing else [])
     if existing:
         (tmp_path / "m.keras").write_bytes(b"old result")
     klg = Klg(args, tmp_path, code=_SLOW_SAVE)
@@ -158,8 +172,9 @@ def test_sigint_while_saving_removes_the_temporary_file(tmp_path, existing):
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "overwrite"])
-def test_sigkill_while_saving_leaves_at_most_a_hidden_temporary_file(tmp_path, existing):
-    args = _QUICK_TRAIN + (["--overwrite"] if existing else [])
+def test_sigkill_while_saving_leaves_at_most_a_hidden_temporary_file(tmp_path, quick_save,
+                                                                    existing):
+    args = quick_save + (["--overwrite"] if existing else [])
     if existing:
         (tmp_path / "m.keras").write_bytes(b"old result")
     klg = Klg(args, tmp_path, code=_SLOW_SAVE)

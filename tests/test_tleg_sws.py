@@ -222,6 +222,7 @@ def test_distillation_options_and_labels_are_checked(vit):
         klg.condense(vit, (x, y + 5), method="tleg")
 
 
+@pytest.mark.graph  # compiled as the library compiles (conftest)
 def test_distill_trains_the_student_only_and_fails_loudly(vit):
     keras.utils.set_random_seed(0)
     student = TINY_BUILDERS["vit"]()

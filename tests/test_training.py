@@ -53,6 +53,7 @@ LEARNING = {
 }
 
 
+@pytest.mark.graph  # compiled as the library compiles (conftest)
 @pytest.mark.parametrize("family", sorted(LEARNING))
 def test_train_learns_far_beyond_chance(family):
     x, y = texture_data()
