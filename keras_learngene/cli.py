@@ -96,6 +96,17 @@ def _progress(message):
     click.echo(message, err=True)
 
 
+def _keras_verbosity(quiet):
+    """Keras' `verbose` for the training a command runs: 0 with --quiet, a
+    progress bar on a terminal, one line per epoch in a log (not a terminal)."""
+    if quiet:
+        return 0
+    return 1 if sys.stderr.isatty() else 2
+
+
+QUIET_HELP = "No progress bars or per-epoch lines on stderr (results still print)."
+
+
 @contextlib.contextmanager
 def _keras_logs_to_stderr():
     """Keras prints its progress bars to stdout; stdout is for results."""
@@ -246,10 +257,11 @@ def cli(verbose):
 @click.option("--out", default="learngene.keras", show_default=True, help="Output file.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 @_fail_cleanly
 def condense(ancestry, dataset, classes, data_path, image_size, color_mode, num_units,
              old_n_layers, method, similarity, selection, form, pseudo_depth, pseudo_epochs,
-             extra, seed, out, overwrite, as_json):
+             extra, seed, out, overwrite, as_json, quiet):
     """Condense an ancestry into a learngene and save it.
 
     With no arguments: the shipped tiny ViT ancestry, probed with the base
@@ -276,7 +288,8 @@ def condense(ancestry, dataset, classes, data_path, image_size, color_mode, num_
               f"({len(task.x_train)} images given{'' if chosen.needs_data else ', unused'})")
     with _keras_logs_to_stderr():
         learngene = klg.condense(model, (task.x_train, task.y_train), num_units=num_units,
-                                 method=method, form=form, seed=seed, **options)
+                                 method=method, form=form, seed=seed,
+                                 verbose=_keras_verbosity(quiet), **options)
     learngene.save(out, overwrite=overwrite)
     p = learngene.provenance
     payload = {"out": out, "bytes": os.path.getsize(out), **_summary(learngene)}
@@ -417,9 +430,11 @@ def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, 
 @click.option("--out", default="model.keras", show_default=True)
 @click.option("--overwrite", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 @_fail_cleanly
 def train(preset, model_path, dataset, classes, data_path, image_size, color_mode, shots, epochs,
-          batch_size, lr, seed, distribution, devices, precision, out, overwrite, as_json):
+          batch_size, lr, seed, distribution, devices, precision, out, overwrite, as_json,
+          quiet):
     """Train a preset ancestry or a saved model on a data set and save it.
 
     Says on stderr which backend, devices, distribution and precision it
@@ -460,7 +475,8 @@ def train(preset, model_path, dataset, classes, data_path, image_size, color_mod
         with _keras_logs_to_stderr():
             result = klg.training.train(model, task.x_train, task.y_train, epochs=epochs,
                                         batch_size=batch_size, learning_rate=lr, seed=seed,
-                                        verbose=2, distribution=setting,
+                                        verbose=_keras_verbosity(quiet),
+                                        distribution=setting,
                                         mixed_precision=precision)
     accuracy = klg.training.evaluate(model, task.x_test, task.y_test)
     save_atomically(model, out, overwrite=overwrite)

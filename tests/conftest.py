@@ -3,9 +3,9 @@
 The suite runs once per backend (`KERAS_BACKEND=tensorflow|jax|torch`).
 Tests marked `once` check what does not depend on the backend (the CLI's
 arguments and messages, start-up, signals, the docs, report rendering, the
-benchmark's bookkeeping): they run on the `ONCE_BACKEND` pass only, and the
-other passes deselect them. Everything that computes with tensors is
-unmarked and runs on every backend.
+benchmark's bookkeeping): they run on the `ONCE_BACKEND` pass only (or the
+pass of `once(backend=...)`), and the other passes deselect them. Everything
+that computes with tensors is unmarked and runs on every backend.
 Installed third-party plugins are not loaded unless a test asks
 (`KLG_LOAD_PLUGINS` is set to empty here).
 """
@@ -68,17 +68,23 @@ ONCE_BACKEND = "tensorflow"
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", f"once: backend-independent; runs on the {ONCE_BACKEND} pass only")
+        "markers", f"once(backend='{ONCE_BACKEND}'): backend-independent; runs on that "
+        "backend's pass only")
     config.addinivalue_line("markers", "graph: compiles as the library does, never eagerly")
 
 
+def _once_on(item):
+    mark = item.get_closest_marker("once")
+    return None if mark is None else mark.kwargs.get("backend", ONCE_BACKEND)
+
+
 def pytest_collection_modifyitems(config, items):
-    if keras.backend.backend() == ONCE_BACKEND:
-        return
-    once = [item for item in items if item.get_closest_marker("once")]
-    if once:
-        config.hook.pytest_deselected(items=once)
-        items[:] = [item for item in items if not item.get_closest_marker("once")]
+    here = keras.backend.backend()
+    elsewhere = [item for item in items if _once_on(item) not in (None, here)]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if _once_on(item) in (None, here)]
+
 
 # Tiny versions of each ancestry family: same structure, seconds to train.
 TINY_BUILDERS = {

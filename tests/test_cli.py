@@ -178,3 +178,24 @@ def test_condense_with_no_arguments_uses_the_embedded_default(runner):
     assert "selected by align" in result.stdout
     assert result.stdout.count("<- selected") == 3
     assert "backend:" in result.stderr and "backend:" not in result.stdout
+
+
+def test_training_shows_progress_on_stderr_unless_quiet(runner, ancestry_file, tmp_path):
+    """Every training a command runs (here the pseudo descendant's, and a
+    model's) reports its epochs on stderr; --quiet turns that off; stdout
+    holds only the result."""
+    condense = ["condense", "--ancestry", ancestry_file, "--classes", "1,3", "--num-units",
+                "2", "--pseudo-epochs", "1", "--json", "--overwrite"]
+    train = ["train", "--preset", "vit_tiny", "--classes", "0,1", "--shots", "4", "--epochs",
+             "2", "--json", "--overwrite"]
+    for args, epochs in ((condense, "loss: "), (train, "Epoch 2/2")):
+        out = str(tmp_path / "out.keras")
+        loud = invoke(runner, [*args, "--out", out])
+        assert loud.exit_code == 0, loud.output
+        assert epochs in loud.stderr and "Epoch" not in loud.stdout
+        json.loads(loud.stdout)
+        quiet = invoke(runner, [*args, "--out", out, "--quiet"])
+        assert quiet.exit_code == 0, quiet.output
+        assert "loss: " not in quiet.stderr and "Epoch" not in quiet.stderr
+        assert "backend:" in quiet.stderr
+        assert json.loads(quiet.stdout).keys() == json.loads(loud.stdout).keys()

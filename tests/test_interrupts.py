@@ -218,6 +218,7 @@ def _records(out):
     return done
 
 
+@pytest.mark.once(backend="torch")  # as tests/test_bench.py: torch runs it fastest
 def test_bench_resumes_after_sigint_and_sigkill_without_recomputing(tmp_path):
     try:
         import test_bench  # noqa: F401

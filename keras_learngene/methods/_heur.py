@@ -81,7 +81,8 @@ def make_tasks(y, num_tasks, seed):
                               replace=False).tolist()) for _ in range(num_tasks)]
 
 
-def heur_statistics(form, anatomy, x, y, num_tasks=3, seed=0, epochs=1, probe_size=64):
+def heur_statistics(form, anatomy, x, y, num_tasks=3, seed=0, epochs=1, probe_size=64,
+                    verbose=0):
     """Trains a copy of the ancestry body on a sequence of tasks and scores
     each unit's gradient instability.
 
@@ -89,7 +90,7 @@ def heur_statistics(form, anatomy, x, y, num_tasks=3, seed=0, epochs=1, probe_si
         `(stats, instability, tasks)`: `stats[t][i]` the mean above-threshold
         gradient fraction of unit `i` during task `t`; `instability[i]` its
         standard deviation across tasks (lower is more stable); the tasks'
-        classes.
+        classes. `verbose` is Keras' verbosity of each task's training.
     """
     keras.utils.set_random_seed(seed)
     stem = None if anatomy.stem is None else form.copy_unit(
@@ -106,7 +107,7 @@ def heur_statistics(form, anatomy, x, y, num_tasks=3, seed=0, epochs=1, probe_si
         onehot = keras.utils.to_categorical(yt[probe_idx], len(classes)).astype("float32")
         callback = GradientStability(units, (xt[probe_idx], onehot))
         train(model, xt, yt, epochs=epochs, batch_size=64, seed=seed + t, callbacks=[callback],
-              verbose=0)
+              verbose=verbose)
         stats.append(np.mean(callback.fractions, axis=0))
     stats = np.asarray(stats)
     return stats, stats.std(axis=0), tasks
@@ -140,7 +141,7 @@ class HeurLearngene(Method):
         o = job.options
         stats, instability, tasks = heur_statistics(
             job.form, job.anatomy, job.x, job.y, o["tasks"], job.seed, epochs=o["epochs"],
-            probe_size=o["probe_size"])
+            probe_size=o["probe_size"], verbose=job.verbose)
         indices = most_stable_chain(instability, job.num_units, job.chains)
         return Condensed(indices, {
             "selection": "most_stable", "matrix": np.asarray(stats).round(6).tolist(),
