@@ -523,7 +523,7 @@ def inspect(file, png, as_json):
 @cli.command()
 @click.option("--profile", type=click.Choice(["quick", "pilot", "full", "gpu"]),
               default="quick", show_default=True,
-              help="quick: about a minute, tiny ancestries on six glyph scripts (a smoke test); "
+              help="quick: a few minutes, tiny ancestries on six glyph scripts (a smoke test); "
               "pilot: the committed pilot; full: protocol v2 of docs/benchmark.md (about 150 "
               "minutes on 2 CPU cores); gpu: the larger profile for a GPU.")
 @click.option("--out", default="klg-bench", show_default=True,

@@ -173,9 +173,11 @@ QUICK_SCRIPTS = ("latin", "greek", "cyrillic", "armenian", "georgian", "hebrew")
 PILOT_SCRIPTS = QUICK_SCRIPTS + ("arabic", "thai", "lao", "tifinagh")
 
 PROFILES = {
-    # About a minute on 2 CPU cores: tiny ancestries trained one epoch on six
-    # glyph scripts, 5-way 1- and 5-shot tasks, a few dozen steps. A smoke test
-    # of the whole pipeline (CI runs it); its numbers mean little.
+    # A few minutes on 2 CPU cores (about 1.5 with PyTorch, whose eager tiny
+    # models need no tracing; 5 to 7 with TensorFlow, spent tracing each new
+    # model's train step): tiny ancestries trained one epoch on six glyph
+    # scripts, 5-way 1- and 5-shot tasks, 12 steps. A smoke test of the whole
+    # pipeline (CI runs it); its numbers mean little.
     "quick": Profile(
         name="quick",
         data=(Data("glyphs", shots=(1, 5), tasks=2, steps=12, ancestry_epochs=1,

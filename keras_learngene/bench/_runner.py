@@ -700,7 +700,7 @@ def run_bench(profile="quick", out="klg-bench", *, cache=None, data_path=None, r
     resume an interrupted benchmark.
 
     Args:
-        profile: `"quick"` (about a minute; a smoke test), `"full"` (protocol
+        profile: `"quick"` (a few minutes; a smoke test), `"full"` (protocol
             v2 cut to 150 minutes on 2 CPU cores), `"gpu"` (the larger one) or
             a `Profile`.
         out: output folder: `runs.jsonl` (one record per run), `meta.json`
