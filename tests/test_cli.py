@@ -193,6 +193,7 @@ def test_training_shows_progress_on_stderr_unless_quiet(runner, ancestry_file, t
         loud = invoke(runner, [*args, "--out", out])
         assert loud.exit_code == 0, loud.output
         assert epochs in loud.stderr and "Epoch" not in loud.stdout
+        assert args is train or "probe image" in loud.stderr  # the similarity step's bar
         json.loads(loud.stdout)
         quiet = invoke(runner, [*args, "--out", out, "--quiet"])
         assert quiet.exit_code == 0, quiet.output

@@ -55,11 +55,12 @@ def build_pseudo_descendant(form, anatomy, depth, num_classes, name="pseudo_desc
 
 
 def unit_similarities(model_a, outputs_a, model_b, outputs_b, x, metric,
-                      batch_size=SIMILARITY_BATCH):
+                      batch_size=SIMILARITY_BATCH, verbose=0):
     """`S[i, j]`: similarity of tensor `outputs_a[i]` of `model_a` and
     `outputs_b[j]` of `model_b` on the same images `x`, streamed in
     mini-batches (a tail smaller than the metric's `min_batch_size` joins the
-    batch before it)."""
+    batch before it). `verbose` (Keras' 0, 1 or 2) shows a progress bar of the
+    batches."""
     tap_a, tap_b = feature_model(model_a, outputs_a), feature_model(model_b, outputs_b)
     smallest = metric.accumulator(1, 1).min_batch_size
     starts = list(range(0, len(x), batch_size))
@@ -67,11 +68,16 @@ def unit_similarities(model_a, outputs_a, model_b, outputs_b, x, metric,
         starts.pop()
     bounds = list(zip(starts, starts[1:] + [len(x)]))
 
-    def taps(tap):
+    bar = keras.utils.Progbar(len(x), verbose=verbose, unit_name="probe image") \
+        if verbose else None
+
+    def taps(tap, progress=None):
         for lo, hi in bounds:
             yield [keras.ops.convert_to_numpy(f) for f in _as_list(tap.predict_on_batch(x[lo:hi]))]
+            if progress is not None:
+                progress.update(hi)
 
-    return similarity_matrix(metric, taps(tap_a), taps(tap_b))
+    return similarity_matrix(metric, taps(tap_a, bar), taps(tap_b))
 
 
 def _as_list(outputs):
@@ -126,7 +132,7 @@ class AutoLearngene(Method):
         rng = np.random.default_rng(job.seed)
         probe = job.x[np.sort(rng.permutation(len(job.x))[:o["probe_size"]])]
         S = unit_similarities(job.ancestry, job.anatomy.unit_outputs, pseudo, pseudo_outputs,
-                              probe, metric)
+                              probe, metric, verbose=job.verbose)
         indices, matches = select_units(S, job.num_units, o["selection"], job.chains)
         check = separation(S)
         if not check.separates:
