@@ -22,7 +22,7 @@ python -m pytest plugins/klg-similarities-extra/tests plugins/klg-method-spread/
 klg plugins | python -c "import json, sys; names = [p['name'] for p in json.load(sys.stdin)]; \
 assert {'similarities_extra', 'method_spread'} <= set(names), names; print('klg plugins lists', names)"
 echo "== the registry's conformance suites on the installed example plugins"
-KLG_LOAD_PLUGINS=similarities_extra,method_spread KERAS_BACKEND=jax python -m pytest \
+KLG_LOAD_PLUGINS=similarities_extra,method_spread KERAS_BACKEND=torch python -m pytest \
     tests/test_methods.py tests/test_plugins.py -q -p no:cacheprovider -k "conformance"
 
 echo "== docs"
