@@ -525,7 +525,8 @@ def inspect(file, png, as_json):
               default="quick", show_default=True,
               help="quick: a few minutes, tiny ancestries on six glyph scripts (a smoke test); "
               "pilot: the committed pilot; full: protocol v2 of docs/benchmark.md (about 150 "
-              "minutes on 2 CPU cores); gpu: the larger profile for a GPU.")
+              "minutes on 2 idle CPU cores, hours on a loaded machine; resumable); gpu: the "
+              "larger profile for a GPU.")
 @click.option("--out", default="klg-bench", show_default=True,
               help="Output folder: runs.jsonl, meta.json, report.md, images/. Run again with "
               "the same folder to resume; finished runs are never recomputed.")

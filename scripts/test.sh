@@ -8,7 +8,8 @@ echo "== ruff"
 ruff check .
 
 # Two workers (pytest-xdist): tiny models leave cores idle between steps. Tests
-# marked `once` (backend-independent) run on the tensorflow pass only (conftest).
+# marked `once` (backend-independent) run on one pass only: tensorflow's, or the
+# backend the mark names (tests/conftest.py).
 JOBS="${KLG_TEST_JOBS:-2}"
 for backend in tensorflow jax torch; do
     echo "== pytest, KERAS_BACKEND=$backend"

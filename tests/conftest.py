@@ -21,11 +21,13 @@ import pytest  # noqa: E402
 from keras_learngene import models, plugins, training  # noqa: E402
 
 # Tiny models train for a few steps: compile time dominates, so compile less.
-# On TensorFlow (and JAX) tracing a tiny model's train step takes seconds, more
-# than running its few steps eagerly, so in-process tests run eagerly
+# On TensorFlow tracing a tiny model's train step takes seconds, more than
+# running its few steps eagerly, so in-process tests run eagerly there
 # (`run_eagerly=True` unless a test is marked `graph`, or KLG_TEST_GRAPH=1 for
-# every test). Graph mode is still exercised: by `graph` tests, and by every
-# test that runs `klg` or a tutorial in a subprocess (the library's defaults).
+# every test; KLG_TEST_EAGER=tensorflow,jax names the backends that do). JAX
+# gained nothing eagerly and stays jitted; torch is eager anyway. Graph mode
+# is still exercised: by `graph` tests, and by every test that runs `klg` or a
+# tutorial in a subprocess (the library's defaults).
 if keras.backend.backend() == "jax":
     import jax
 

@@ -164,6 +164,10 @@ def test_plain_twins_match_the_library_descendants_parameter_for_parameter():
     assert _cost.plain_twin(TINY_BUILDERS["resnet"](3), 2, 4) is None
 
 
+# the benchmark's bookkeeping is backend-independent: once, on the pass that runs it fastest
+ON_TORCH = pytest.mark.once(backend="torch")
+
+
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
     """One benchmark per test session, the quick profile through `klg bench`
@@ -176,7 +180,7 @@ def bench_run(tmp_path_factory):
     return out, bench.PROFILES["quick"], json.loads(result.stdout[result.stdout.index("{"):])
 
 
-@pytest.mark.once(backend="torch")  # the bench's bookkeeping; torch runs tiny models fastest
+@ON_TORCH
 def test_benchmark_records_every_planned_run(bench_run):
     out, profile, _ = bench_run
     records = bench.load_records(out)
@@ -209,7 +213,7 @@ def test_benchmark_records_every_planned_run(bench_run):
         assert by["probe_pixels"]["features"] == 28 * 28
 
 
-@pytest.mark.once(backend="torch")  # the bench's bookkeeping; torch runs tiny models fastest
+@ON_TORCH
 def test_report_has_every_claim_intervals_and_plots(bench_run):
     out, profile, payload = bench_run
     report = (out / "report.md").read_text()
@@ -233,7 +237,7 @@ def test_report_has_every_claim_intervals_and_plots(bench_run):
             assert verdict.startswith(("holds", "does not hold")), (row["claim"], verdict)
 
 
-@pytest.mark.once(backend="torch")  # the bench's bookkeeping; torch runs tiny models fastest
+@ON_TORCH
 def test_meta_has_ancestries_transfer_condensing_and_costs(bench_run):
     out, profile, _ = bench_run
     meta = json.loads((out / "meta.json").read_text())
@@ -257,7 +261,7 @@ def test_meta_has_ancestries_transfer_condensing_and_costs(bench_run):
         assert cost["library_images_per_second"] > 0
 
 
-@pytest.mark.once(backend="torch")  # the bench's bookkeeping; torch runs tiny models fastest
+@ON_TORCH
 def test_episodes_are_sample_episodes_on_the_novel_classes(bench_run, tmp_path):
     _, profile, _ = bench_run
     b = _runner.Bench(profile, tmp_path)
@@ -270,7 +274,7 @@ def test_episodes_are_sample_episodes_on_the_novel_classes(bench_run, tmp_path):
     assert set(yv) == set(yt) == set(range(5))
 
 
-@pytest.mark.once(backend="torch")  # the bench's bookkeeping; torch runs tiny models fastest
+@ON_TORCH
 def test_resume_recomputes_nothing_and_refuses_another_profile(bench_run):
     out, profile, _ = bench_run
     before = (out / "runs.jsonl").read_text()
@@ -283,7 +287,7 @@ def test_resume_recomputes_nothing_and_refuses_another_profile(bench_run):
         bench.run_bench(other, out, report=False)
 
 
-@pytest.mark.once(backend="torch")  # the bench's bookkeeping; torch runs tiny models fastest
+@ON_TORCH
 def test_interrupted_benchmark_continues_where_it_stopped(bench_run, tmp_path):
     out, profile, _ = bench_run
     records = (out / "runs.jsonl").read_text().splitlines()
@@ -314,7 +318,7 @@ def test_cli_bench_report_only_needs_results(tmp_path):
     assert "holds no benchmark results" in result.output
 
 
-@pytest.mark.once(backend="torch")  # the bench's bookkeeping; torch runs tiny models fastest
+@ON_TORCH
 def test_cli_report_only_rewrites_the_report_and_prints_the_claims(bench_run):
     out, _, _ = bench_run
     (out / "report.md").unlink()

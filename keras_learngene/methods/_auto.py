@@ -68,13 +68,12 @@ def unit_similarities(model_a, outputs_a, model_b, outputs_b, x, metric,
         starts.pop()
     bounds = list(zip(starts, starts[1:] + [len(x)]))
 
-    bar = keras.utils.Progbar(len(x), verbose=verbose, unit_name="probe image") \
-        if verbose else None
+    bar = keras.utils.Progbar(len(x), verbose=verbose, unit_name="probe image")  # 0: silent
 
     def taps(tap, progress=None):
         for lo, hi in bounds:
             yield [keras.ops.convert_to_numpy(f) for f in _as_list(tap.predict_on_batch(x[lo:hi]))]
-            if progress is not None:
+            if progress:
                 progress.update(hi)
 
     return similarity_matrix(metric, taps(tap_a, bar), taps(tap_b))
