@@ -337,10 +337,11 @@ def _condense_table(learngene, out):
     from keras_learngene.methods._base import describe_units
 
     p = learngene.provenance
-    lines = [f"learngene: {out}  ({p['method']}, form {p['form']}, "
+    method = p.get("method") or "no method recorded"  # a learngene built by hand may lack it
+    lines = [f"learngene: {out}  ({method}, form {learngene.form or p.get('form')}, "
              f"{learngene.count_params():,} params)"]
     try:
-        describe = plugins.get_method(p["method"]).describe
+        describe = plugins.get_method(str(p.get("method"))).describe
     except plugins.PluginError:  # condensed by a plugin that is not installed here
         describe = describe_units
     return "\n".join(lines + list(describe(p)))
@@ -521,12 +522,14 @@ def inspect(file, png, as_json):
 
 # -------------------------------------------------------------------------- bench
 @cli.command()
-@click.option("--profile", type=click.Choice(["quick", "pilot", "full", "gpu"]),
+@click.option("--profile", type=click.Choice(["quick", "pilot", "full", "family", "gpu"]),
               default="quick", show_default=True,
               help="quick: a few minutes, tiny ancestries on six glyph scripts (a smoke test); "
               "pilot: the committed pilot; full: protocol v2 of docs/benchmark.md (about 150 "
-              "minutes on 2 idle CPU cores, hours on a loaded machine; resumable); gpu: the "
-              "larger profile for a GPU.")
+              "minutes on 2 idle CPU cores, hours on a loaded machine; resumable); family: every "
+              "condensing method side by side on full's glyph tasks, 5-way K=1 and 5 (about "
+              "80 minutes; give it full's --cache to reuse its ancestries); gpu: the larger "
+              "profile for a GPU.")
 @click.option("--out", default="klg-bench", show_default=True,
               help="Output folder: runs.jsonl, meta.json, report.md, images/. Run again with "
               "the same folder to resume; finished runs are never recomputed.")

@@ -11,6 +11,10 @@ my_plugin = "my_package.plugin"
 
 The library's own forms, similarities, strategies and methods are registered through
 these same hooks (see `keras_learngene.default_plugins`).
+
+Every `register(name, obj)` below also takes `obj` as a reference
+`"package.module:attribute"`, imported the first time the name is used: listing
+plugins (`klg plugins`) then imports no Keras.
 """
 
 import pluggy

@@ -39,8 +39,25 @@ class PluginError(ValueError):
     """A name that is not registered, registered twice, or whose plugin failed."""
 
 
+def _is_reference(obj):
+    return isinstance(obj, str)
+
+
+def _check_reference(ref, kind, name, plugin):
+    module, sep, attribute = ref.partition(":")
+    if not sep or not module or not attribute or " " in ref:
+        raise PluginError(
+            f"{plugin}: {SINGULAR[kind]} {name!r} is registered as the string {ref!r}; a "
+            "string must name the object as 'package.module:attribute'."
+        )
+
+
 class Registry:
     """Name -> object registry of one hook, with the plugin that registered it.
+
+    An entry registered as a reference `"package.module:attribute"` is
+    imported (and checked) the first time `get` asks for it, so that listing
+    names (`klg plugins`) imports no plugin's code beyond its hooks.
 
     Args:
         kind: one of `KINDS`: `"forms"`, `"similarities"`, `"strategies"`, `"methods"`.
@@ -82,7 +99,11 @@ class Registry:
     def get(self, name):
         """Returns the object registered as `name`, or raises `PluginError`."""
         if name in self.entries:
-            return self.entries[name][0]
+            obj, plugin = self.entries[name]
+            if _is_reference(obj):
+                obj = self._resolve(name, obj, plugin)
+                self.entries[name] = (obj, plugin)
+            return obj
         if name in self.conflicts:
             raise PluginError(
                 f"{SINGULAR[self.kind]} {name!r} is registered by several plugins: "
@@ -99,14 +120,31 @@ class Registry:
         raise PluginError(message)
 
 
-def _normalizers():
-    from keras_learngene.forms import as_form
-    from keras_learngene.methods import as_method
-    from keras_learngene.similarity import as_similarity
-    from keras_learngene.strategies import as_strategy
+    def _resolve(self, name, ref, plugin):
+        module, _, attribute = ref.partition(":")
+        try:
+            obj = importlib.import_module(module)
+            for part in attribute.split("."):
+                obj = getattr(obj, part)
+            return _normalize(self.kind, obj, name)
+        except Exception as exc:
+            raise PluginError(
+                f"{plugin}: {SINGULAR[self.kind]} {name!r} is registered as {ref!r}, which "
+                f"cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from exc
 
-    return {"forms": as_form, "similarities": as_similarity, "strategies": as_strategy,
-            "methods": as_method}
+
+# what a registered object is normalised with, per kind (imported when first needed: the
+# forms' and methods' modules import Keras)
+_NORMALIZERS = {"forms": ("keras_learngene.forms", "as_form"),
+                "similarities": ("keras_learngene.similarity", "as_similarity"),
+                "strategies": ("keras_learngene.strategies", "as_strategy"),
+                "methods": ("keras_learngene.methods", "as_method")}
+
+
+def _normalize(kind, obj, name):
+    module, function = _NORMALIZERS[kind]
+    return getattr(importlib.import_module(module), function)(obj, name=name)
 
 
 def _allowed_entry_points():
@@ -177,7 +215,8 @@ def registry(kind):
     """The registry of one hook: `"forms"`, `"similarities"`, `"strategies"` or
     `"methods"`.
 
-    Each hook implementation is called with a `register(name, obj)` callback;
+    Each hook implementation is called with a `register(name, obj)` callback
+    (`obj` the object, or a `"package.module:attribute"` reference to it);
     an implementation that raises is reported with its plugin's name and the
     rest keep working.
     """
@@ -186,13 +225,16 @@ def registry(kind):
     _load()
     if kind not in _state["registries"]:
         reg = Registry(kind)
-        normalize = _normalizers()[kind]
         hook = getattr(pm.hook, f"register_{kind}")
         for impl in hook.get_hookimpls():  # pluggy lists them in registration order
             plugin = pm.get_name(impl.plugin)
 
             def register(name, obj, _plugin=plugin):
-                reg.add(name, normalize(obj, name=name), _plugin)
+                if _is_reference(obj):  # imported when first used (`Registry.get`)
+                    _check_reference(obj, kind, name, _plugin)
+                else:
+                    obj = _normalize(kind, obj, name)
+                reg.add(name, obj, _plugin)
 
             try:
                 impl.function(register=register)

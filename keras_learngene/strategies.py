@@ -149,7 +149,10 @@ BUILTIN_STRATEGIES = {
 
 
 def as_strategy(obj, name=None):
-    """Normalises what a plugin registers: a `Strategy`, or a plan function."""
+    """Normalises what a plugin registers: a `Strategy` instance or subclass
+    (instantiated with no arguments), or a plan function."""
+    if isinstance(obj, type) and issubclass(obj, Strategy):
+        obj = obj()
     if isinstance(obj, Strategy):
         return obj
     if callable(obj):

@@ -57,6 +57,38 @@ def test_full_and_gpu_profiles_follow_protocol_v2():
         bench.PROFILES["full"]))
 
 
+def test_family_profile_shares_the_full_profiles_glyph_ancestries():
+    family, full = bench.PROFILES["family"], bench.PROFILES["full"]
+    g, f = family.data_of("glyphs"), full.data_of("glyphs")
+    # the ancestry recipe (`Bench.ancestry`) reads these: equal, so one --cache serves both
+    assert (g.options, g.splits, g.ancestry_epochs, g.flip, g.ancestry_examples) == \
+        (f.options, f.splits, f.ancestry_epochs, f.flip, f.ancestry_examples)
+    assert (g.steps, g.checkpoints, g.tasks) == (f.steps, f.checkpoints, f.tasks)
+    assert {"auto", "auto_distill", "tleg", "sws", "heur"} <= set(family.methods)
+    assert set(family.methods_of("vit")) >= {"auto", "auto_distill", "tleg", "sws"}
+    assert {(r["arch"], r["experiment"]) for r in bench.plan_runs(family)} == {
+        ("vit", "probe"), ("vit", "main"), ("cnn", "probe"), ("cnn", "main")}
+
+
+def _fake_learngene(strategy, units):
+    import types
+
+    return types.SimpleNamespace(provenance={"strategy": strategy},
+                                 learngene_units=[None] * units)
+
+
+def test_every_methods_descendant_is_as_deep_as_scratch():
+    """`stack` adds n_layers units to the k inherited ones; TLEG's and SWS's
+    strategies build n_layers units in all: the bench asks each for depth k + n_fresh."""
+    depth = 6
+    assert _runner.new_units_for_depth(_fake_learngene(None, 3), depth) == 3
+    assert _runner.new_units_for_depth(_fake_learngene("stack", 2), depth) == 4
+    assert _runner.new_units_for_depth(_fake_learngene("linear_expansion", 2), depth) == 6
+    assert _runner.new_units_for_depth(_fake_learngene("stage_sharing", 3), depth) == 6
+    with pytest.raises(ValueError, match="cannot build a descendant of 2 units"):
+        _runner.new_units_for_depth(_fake_learngene("stack", 3), 2)
+
+
 def test_plan_covers_every_task_method_and_grid_point_once():
     p = bench.PROFILES["full"]
     runs = bench.plan_runs(p)

@@ -235,8 +235,44 @@ def test_plugins_lists_without_backend_chatter():
     assert result.stderr.strip().splitlines() == [f"HEAVY={','.join(_heavy(result))}"]
 
 
-@pytest.mark.skipif(backend() != "tensorflow", reason="TensorFlow's start-up lines")
-def test_verbose_shows_the_backend_start_up_lines():
-    result, _ = _run(_KLG, "-v", "plugins")
+def test_plugins_lists_every_builtin_without_importing_a_backend():
+    """The built-ins register by reference ("module:class"), so listing them
+    imports no Keras: `klg plugins` answers as fast as `--help`."""
+    result, _ = _run(_KLG, "plugins", "--all")
     assert result.returncode == 0, result.stderr[-2000:]
+    assert _heavy(result) == [], f"klg plugins imported {_heavy(result)}"
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    methods = rows["keras_learngene.default_plugins.methods"]["methods"]
+    assert {"auto", "auto_distill", "heur", "tleg", "sws"} <= set(methods)
+    assert "vit" in rows["keras_learngene.default_plugins.forms"]["forms"]
+    assert "linear_expansion" in rows["keras_learngene.default_plugins.strategies"]["strategies"]
+    best = min(_run(_KLG, "plugins", "--all")[1] for _ in range(3))
+    assert best < 1.5, f"klg plugins took {best:.2f} s at best"  # ~0.3 s when idle
+
+
+def _installed(entry_point):
+    from importlib import metadata
+
+    return any(ep.name == entry_point for ep in metadata.entry_points(group="keras_learngene"))
+
+
+@pytest.mark.skipif(not _installed("method_spread"), reason="the example plugin is not installed")
+def test_the_example_method_plugin_is_listed_without_a_backend():
+    result, _ = _run(_KLG, "plugins", env={"KLG_LOAD_PLUGINS": "method_spread"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    (row,) = json.loads(result.stdout)
+    assert row["methods"] == ["spread"] and row["error"] is None
+    assert _heavy(result) == []
+
+
+@pytest.mark.skipif(backend() != "tensorflow", reason="TensorFlow's start-up lines")
+def test_verbose_shows_the_backend_start_up_lines(learngene_file):
+    # a command that starts the backend (`klg plugins` no longer does)
+    quiet, _ = _run(_KLG, "inspect", learngene_file)
+    result, _ = _run(_KLG, "-v", "inspect", learngene_file)
+    assert quiet.returncode == 0 and result.returncode == 0, result.stderr[-2000:]
+    assert "tensorflow" in _heavy(quiet)
+    # a hand-built learngene with a minimal provenance is described, not a KeyError
+    assert "(test, form vgg, 20 params)" in quiet.stdout
+    assert not [c for c in _CHATTER if c in quiet.stderr], quiet.stderr
     assert "oneDNN custom operations" in result.stderr or "absl" in result.stderr

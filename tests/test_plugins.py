@@ -246,6 +246,67 @@ def test_a_plugin_whose_hook_raises_is_reported(fresh_plugins, capsys):
         plugins.get_similarity("no_such_metric")
 
 
+# ------------------------------------------------------------- registering by reference
+
+
+class ReferencePlugin:
+    """Registers by `"module:attribute"` reference (imported on first use)."""
+
+    def __init__(self, **refs):
+        self.refs = refs
+
+    @keras_learngene.hookimpl
+    def register_similarities(self, register):
+        for name, ref in self.refs.items():
+            register(name, ref)
+
+
+def test_a_reference_resolves_to_what_the_object_would_register(fresh_plugins):
+    me = __name__
+    plugins.register_plugin(ReferencePlugin(half_ref=f"{me}:half"), name="refs")
+    registry = plugins.registry("similarities")
+    (obj, plugin) = registry.entries["half_ref"]
+    assert obj == f"{me}:half" and plugin == "refs"  # listed, not yet imported
+    metric = plugins.get_similarity("half_ref")
+    assert isinstance(metric, FunctionSimilarity) and metric.fn is half
+    assert metric.name == "half_ref"
+    assert plugins.get_similarity("half_ref") is metric  # resolved once
+    assert registry.entries["half_ref"][0] is metric
+
+
+def test_builtin_references_resolve_to_their_classes(fresh_plugins):
+    from keras_learngene.default_plugins.methods import METHODS
+    from keras_learngene.methods import BUILTIN_METHODS
+
+    assert {name: cls.__name__ for name, cls in BUILTIN_METHODS.items()} == METHODS
+    for name, cls in BUILTIN_METHODS.items():
+        method = plugins.get_method(name)
+        assert type(method) is cls and method.name == name
+
+
+def test_a_reference_that_cannot_load_fails_where_it_is_used(fresh_plugins):
+    me = __name__
+    plugins.register_plugin(ReferencePlugin(gone="klg_no_such_module:Metric",
+                                            not_a_metric=f"{me}:BUILTIN",
+                                            fine=f"{me}:half"), name="refs")
+    assert {"gone", "not_a_metric", "fine"} <= set(plugins.registry("similarities").names())
+    with pytest.raises(PluginError, match=r"refs: similarity 'gone' is registered as "
+                                          r"'klg_no_such_module:Metric', which cannot be "
+                                          r"loaded: ModuleNotFoundError"):
+        plugins.get_similarity("gone")
+    with pytest.raises(PluginError, match=r"'not_a_metric' .* cannot be loaded: TypeError"):
+        plugins.get_similarity("not_a_metric")
+    assert plugins.get_similarity("fine").fn is half  # the others keep working
+
+
+def test_a_malformed_reference_is_the_plugins_error(fresh_plugins, capsys):
+    plugins.register_plugin(ReferencePlugin(bad="half"), name="refs")
+    assert "bad" not in plugins.registry("similarities").names()
+    error = plugins.plugin_errors()["refs"]
+    assert "registered as the string 'half'" in error
+    assert "'package.module:attribute'" in error
+
+
 @pytest.mark.parametrize(
     "kind, typo, meant",
     [("similarities", "linear_cak", "linear_cka"), ("strategies", "stak", "stack"),

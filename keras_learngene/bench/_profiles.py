@@ -238,6 +238,26 @@ PROFILES = {
                      "methods": ("scratch", "auto")},
         grid={"learning_rate": (1e-4, 1e-3, 3e-3), "batch_size": (16, 64)},
     ),
+    # The Learngene family side by side (about 80 minutes on 2 CPU cores with
+    # TensorFlow): the full profile's glyph data and its 20-epoch ancestries (the same
+    # recipe, so a shared --cache trains them once), 5-way K = 1 and 5, 10 tasks, every
+    # condensing method of the library against scratch, front-k and random chains, each
+    # descendant as deep as scratch's (k + n_fresh units). It decides the default Auto
+    # Learngene variant (docs/family.md).
+    "family": Profile(
+        name="family",
+        data=(Data("glyphs", ways=(5,), shots=(1, 5), tasks=10, steps=100, ancestry_epochs=20,
+                   options={"scripts": PILOT_SCRIPTS}),),
+        ancestries={
+            "vit": {"preset": "vit_tiny",  # heur on the CNN only, as in the full profile
+                    "methods": ["scratch", "random", "front", "auto", "auto_distill", "tleg",
+                                "sws"]},
+            "cnn": {"preset": "vgg_iso"},
+        },
+        methods=("scratch", "random", "front", "auto", "auto_distill", "tleg", "sws", "heur"),
+        sensitivity={},
+        transfer_shots=(1, 5),
+    ),
     # The same command on a GPU: every split, 5- and 20-way at every K, 20
     # tasks, every method on both architectures, the full grid, and CIFAR-FS
     # where CIFAR-100 is in the Keras cache (add it with --methods/--profile

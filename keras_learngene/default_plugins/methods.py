@@ -1,11 +1,23 @@
-"""Built-in condensing methods: auto, heur, front, back, weight_selection."""
+"""Built-in condensing methods: auto, auto_distill, heur, front, back,
+weight_selection, tleg, sws."""
 
 from keras_learngene.hookspecs import hookimpl
+
+# name -> class in `keras_learngene.methods` (its `BUILTIN_METHODS`). Registered by
+# reference: the methods' modules import Keras, and `klg plugins` lists names only.
+METHODS = {
+    "auto": "AutoLearngene",
+    "auto_distill": "DistilledAutoLearngene",
+    "heur": "HeurLearngene",
+    "front": "Front",
+    "back": "Back",
+    "weight_selection": "WeightSelection",
+    "tleg": "TLEG",
+    "sws": "SWS",
+}
 
 
 @hookimpl
 def register_methods(register):
-    from keras_learngene.methods import BUILTIN_METHODS
-
-    for name, method in BUILTIN_METHODS.items():
-        register(name, method)
+    for name, cls in METHODS.items():
+        register(name, f"keras_learngene.methods:{cls}")

@@ -7,9 +7,8 @@ from keras_learngene.strategies import BUILTIN_STRATEGIES
 
 @hookimpl
 def register_strategies(register):
-    from keras_learngene.methods import LinearExpansion, StageSharing
-
     for name, strategy in BUILTIN_STRATEGIES.items():
         register(name, strategy)
-    register("linear_expansion", LinearExpansion())
-    register("stage_sharing", StageSharing())
+    # by reference: TLEG's and SWS's modules import Keras (see `Registry`)
+    register("linear_expansion", "keras_learngene.methods:LinearExpansion")
+    register("stage_sharing", "keras_learngene.methods:StageSharing")

@@ -3,8 +3,9 @@
 Loaded through the entry point `method_spread` of the group `keras_learngene` (see
 `pyproject.toml`); `KLG_LOAD_PLUGINS` decides whether it loads (unset: yes).
 
-The method's module imports Keras, so it is imported inside the hook: `klg --help` loads
-every plugin (for their commands) and must not start a backend.
+The method's module imports Keras, so it is registered by reference ("module:class"),
+imported when the method is first used: `klg --help` and `klg plugins` load every plugin
+and must not start a backend.
 """
 
 import keras_learngene
@@ -12,6 +13,4 @@ import keras_learngene
 
 @keras_learngene.hookimpl
 def register_methods(register):
-    from klg_method_spread.method import Spread
-
-    register("spread", Spread)
+    register("spread", "klg_method_spread.method:Spread")
