@@ -444,6 +444,18 @@ def test_v2_better_null_and_probes(v2):
     assert table["scratch"]["N5K1"]["reached"] == 1.0
 
 
+def test_v2_every_method_minus_scratch(v2):
+    """front = scratch + gain - 2 points: +18 at K=1, +3 at K=5, +10.5 pooled, whatever
+    the focus method is."""
+    minus = v2["archs"]["glyphs/vit"]["vs_scratch"]
+    assert "scratch" not in minus and {"auto", "front", "random", "probe_pixels"} <= set(minus)
+    assert minus["front"]["per_cell"]["N5K1"]["mean"] == pytest.approx(18.0)
+    assert minus["front"]["per_cell"]["N5K5"]["mean"] == pytest.approx(3.0)
+    assert minus["front"]["pooled"]["mean"] == pytest.approx(10.5)
+    assert minus["auto"]["pooled"]["mean"] == pytest.approx(
+        v2["archs"]["glyphs/vit"]["better"]["vs"]["scratch"]["pooled"]["mean"])
+
+
 def test_v2_match_and_sensitivity(v2):
     match = v2["archs"]["glyphs/vit"]["samples"]["match"]
     assert match["shots"]["auto"]["shots"] == 5  # at K=1 the low end is -1.8 points
@@ -469,6 +481,8 @@ def test_v2_write_report(tmp_path):
     assert text.startswith("# Learngene benchmark report (protocol v2)")
     assert "+20.0 [+18.2, +21.8] (n=4)" in text and "unit 0 - pixels" in text
     assert "random chain (null)" in text and "linear probe: pixels" in text
+    assert "Every method minus scratch" in text
+    assert re.search(r"\| front(-k)? \| \+18\.0 \[\+16\.2, \+19\.8\] \(n=4\) \| \+3\.0 ", text)
     images = re.findall(r"\]\((images/[^)]+)\)", text)
     assert "images/curves_glyphs_vit_N5K1.png" in images
     for image in images:

@@ -178,6 +178,7 @@ def _group(runs, profile, focus):
         "params": _params([r for r in main if r["experiment"] == "main"]),
         "converge": _converge(main, by, cells, methods, focus),
         "better": _better(main, by, cells, methods, focus),
+        "vs_scratch": _minus(main, by, cells, methods, "scratch"),
         "samples": _samples(main, by, cells, methods, focus),
         "sensitivity": _sensitivity(runs, profile, focus, default),
     }
@@ -257,6 +258,23 @@ def _converge(main, by, cells, methods, focus):
 
 
 # 3. perform better
+def _minus(main, by, cells, methods, reference):
+    """Every method minus `reference`: paired plateau differences (points) per
+    cell and pooled (the family side by side, whatever the focus)."""
+    keys = sorted({_pair_key(r) for r in main})
+    out = {}
+    for m in [m for m in methods if m != reference]:
+        per_cell = {}
+        for ways, shots in cells:
+            diffs = _paired(by, m, reference, [k for k in keys if k[1:3] == (ways, shots)])
+            if diffs:
+                per_cell[_cell(ways, shots)] = _stats.interval(diffs)
+        pooled = _stats.interval(_paired(by, m, reference, keys))
+        if pooled["mean"] is not None:
+            out[m] = {"per_cell": per_cell, "pooled": pooled}
+    return out
+
+
 def _better(main, by, cells, methods, focus):
     keys = sorted({_pair_key(r) for r in main})
     vs = {}
@@ -617,6 +635,12 @@ def _group_section(key, s, focus, images):
                     [[_name(o)] + [_fmt(v["per_cell"].get(x), True) for x in cells]
                      + [_fmt(v["pooled"], True), v["verdict"]] for o, v in b["vs"].items()])
     lines += [f"Against front-k, back-k and weight selection: {b['baselines_verdict']}.", ""]
+    if len(s.get("vs_scratch", {})) > 1:
+        lines += ["Every method minus scratch, plateau accuracy in points (paired over "
+                  "episodes; no verdict: the claims are the focus method's):", ""]
+        lines += _table(["method"] + cells + ["pooled"],
+                        [[_name(m)] + [_fmt(v["per_cell"].get(x), True) for x in cells]
+                         + [_fmt(v["pooled"], True)] for m, v in s["vs_scratch"].items()])
     sm = s["samples"]
     lines += ["### 4. Fewer training samples", "",
               f"Few-shot: {sm['few_shot']['verdict']}.", ""]
