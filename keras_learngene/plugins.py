@@ -271,6 +271,29 @@ def plugin_errors():
     return dict(_state["errors"])
 
 
+def _missing_references(plugin):
+    """What a plugin registered by reference whose top-level package is not
+    installed (`None` if there is none). Only the top level is looked up:
+    finding `a.b` imports `a`, and listing plugins must import nothing heavy."""
+    from importlib.util import find_spec
+
+    missing = []
+    for kind in KINDS:
+        for entry, (obj, owner) in registry(kind).entries.items():
+            if owner != plugin or not _is_reference(obj):
+                continue
+            top = obj.partition(":")[0].split(".")[0]
+            try:
+                found = find_spec(top) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                missing.append(f"{SINGULAR[kind]} {entry!r} -> {obj!r}")
+    if missing:
+        return "references to packages that are not installed: " + ", ".join(missing)
+    return None
+
+
 def describe_plugins(include_builtin=False):
     """What each loaded plugin registered, for `klg plugins`.
 
@@ -308,7 +331,7 @@ def describe_plugins(include_builtin=False):
                 if plugin in rows:
                     rows[plugin]["conflicts"].append(f"{SINGULAR[kind]}:{entry}")
     for name, row in rows.items():
-        row["error"] = _state["errors"].get(name)
+        row["error"] = _state["errors"].get(name) or _missing_references(name)
         for kind in KINDS:
             row[kind].sort()
     for name, error in _state["errors"].items():

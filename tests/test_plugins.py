@@ -297,6 +297,10 @@ def test_a_reference_that_cannot_load_fails_where_it_is_used(fresh_plugins):
     with pytest.raises(PluginError, match=r"'not_a_metric' .* cannot be loaded: TypeError"):
         plugins.get_similarity("not_a_metric")
     assert plugins.get_similarity("fine").fn is half  # the others keep working
+    # `klg plugins` shows the missing module without importing the others
+    (row,) = [r for r in plugins.describe_plugins() if r["name"] == "refs"]
+    assert row["error"] == ("references to packages that are not installed: similarity 'gone' "
+                            "-> 'klg_no_such_module:Metric'")
 
 
 def test_a_malformed_reference_is_the_plugins_error(fresh_plugins, capsys):
