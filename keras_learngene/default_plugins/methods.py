@@ -3,8 +3,9 @@ weight_selection, tleg, sws."""
 
 from keras_learngene.hookspecs import hookimpl
 
-# name -> class in `keras_learngene.methods` (its `BUILTIN_METHODS`). Registered by
-# reference: the methods' modules import Keras, and `klg plugins` lists names only.
+# name -> class in `keras_learngene.methods`, the one table of the built-ins (the source of
+# `keras_learngene.methods.BUILTIN_METHODS`). Registered by reference: the methods' modules
+# import Keras, and `klg plugins` lists names only.
 METHODS = {
     "auto": "AutoLearngene",
     "auto_distill": "DistilledAutoLearngene",

@@ -14,6 +14,7 @@ Selection rules (`select_units`, `chain_test`, `most_stable_chain`) serve any
 method that scores units.
 """
 
+from keras_learngene.default_plugins.methods import METHODS as _BUILTIN_NAMES
 from keras_learngene.methods._auto import AutoLearngene, build_pseudo_descendant, unit_similarities
 from keras_learngene.methods._base import Condensed, Job, Method, as_method, heatmap
 from keras_learngene.methods._baselines import Back, Front, WeightSelection
@@ -35,16 +36,9 @@ from keras_learngene.methods._selection import (
 from keras_learngene.methods._sws import SWS, StageSharing, stage_layout
 from keras_learngene.methods._tleg import TLEG, LinearExpansion, LinearExpansionUnit
 
-BUILTIN_METHODS = {
-    "auto": AutoLearngene,
-    "auto_distill": DistilledAutoLearngene,
-    "heur": HeurLearngene,
-    "front": Front,
-    "back": Back,
-    "weight_selection": WeightSelection,
-    "tleg": TLEG,
-    "sws": SWS,
-}
+# the one table of the built-ins' names (`default_plugins.methods` registers them by
+# reference, without importing this module)
+BUILTIN_METHODS = {name: globals()[cls] for name, cls in _BUILTIN_NAMES.items()}
 
 __all__ = [
     "BUILTIN_METHODS",
