@@ -44,6 +44,8 @@ _SUBMODULES = (
 )
 _OBJECTS = {
     "load_default_ancestry": "keras_learngene._assets",
+    "load_shipped_ancestry": "keras_learngene._assets",
+    "shipped_ancestries": "keras_learngene._assets",
     "condense": "keras_learngene._condense",
     "inherit": "keras_learngene._inherit",
     "inherited_layers": "keras_learngene._inherit",
@@ -65,7 +67,11 @@ if TYPE_CHECKING:  # the same names, for type checkers and the API docs (griffe)
         training,
         weight_selection,
     )
-    from keras_learngene._assets import load_default_ancestry
+    from keras_learngene._assets import (
+        load_default_ancestry,
+        load_shipped_ancestry,
+        shipped_ancestries,
+    )
     from keras_learngene._condense import condense
     from keras_learngene._inherit import inherit, inherited_layers
     from keras_learngene.learngene import Learngene
@@ -83,11 +89,13 @@ __all__ = [
     "inherit",
     "inherited_layers",
     "load_default_ancestry",
+    "load_shipped_ancestry",
     "methods",
     "models",
     "plot_similarity",
     "plugins",
     "select_units",
+    "shipped_ancestries",
     "similarity",
     "strategies",
     "training",

@@ -15,7 +15,7 @@ import time
 
 import click
 
-DATASET_CHOICES = ("embedded", "fashion_mnist", "digits")
+DATASET_CHOICES = ("embedded", "fashion_mnist", "digits", "glyphs")
 
 
 class RegistryChoice(click.Choice):
@@ -128,13 +128,14 @@ def _check_out(path, overwrite):
 
 
 def _parse_classes(value):
-    if value in ("base", "novel", "all"):
+    if value in ("base", "novel", "all") or value.startswith("script:"):
         return value
     try:
         return tuple(int(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter(
-            f"{value!r}: use base, novel, all or comma-separated class ids like 0,2,4,6.",
+            f"{value!r}: use base, novel, all, script:<name> (--dataset glyphs, e.g. "
+            "script:greek) or comma-separated class ids like 0,2,4,6.",
             param_hint="--classes",
         ) from None
 
@@ -222,11 +223,13 @@ def cli(verbose):
 # ----------------------------------------------------------------------- condense
 @cli.command()
 @click.option("--ancestry", type=click.Path(dir_okay=False), default=None,
-              help="Trained ancestry .keras file [default: the shipped tiny ViT].")
+              help="Trained ancestry: a .keras file, or the name of a shipped ancestry: "
+              "fashion_mnist_vit_tiny, glyphs_vit_tiny or glyphs_vgg_iso "
+              "[default: fashion_mnist_vit_tiny].")
 @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="embedded",
               show_default=True, help="Probe data set.")
 @click.option("--classes", default="base", show_default=True,
-              help="Probe classes: base, novel, all or ids like 1,3,5.")
+              help="Probe classes: base, novel, all, script:<name> (glyphs) or ids like 1,3,5.")
 @click.option("--data", "data_path", type=click.Path(exists=True), default=None,
               help="Your own data instead of --dataset: a folder with one sub-folder of images "
               "per class, or an .npz with x, y (and optional x_test, y_test).")
@@ -280,9 +283,10 @@ def condense(ancestry, dataset, classes, data_path, image_size, color_mode, num_
 
     chosen = klg.plugins.get_method(method)
     _check_method_options(chosen, options)  # before loading or training anything
+    shipped = _shipped_ancestry_name(ancestry)  # before loading or training anything
     _progress(f"backend: {_backend()}")
-    model = klg.load_default_ancestry() if ancestry is None else load_keras(
-        ancestry, what="ancestry")
+    model = (klg.load_shipped_ancestry(shipped) if shipped is not None
+             else load_keras(ancestry, what="ancestry"))
     task = _load_task(dataset, classes, data_path, image_size, color_mode, model.input_shape)
     _progress(f"condensing {model.name} with {method} on {task.name} "
               f"({len(task.x_train)} images given{'' if chosen.needs_data else ', unused'})")
@@ -294,6 +298,25 @@ def condense(ancestry, dataset, classes, data_path, image_size, color_mode, num_
     p = learngene.provenance
     payload = {"out": out, "bytes": os.path.getsize(out), **_summary(learngene)}
     _emit(as_json, payload, _condense_table(learngene, out) + f"\nseconds: {p['seconds']}")
+
+
+def _shipped_ancestry_name(ancestry):
+    """The shipped ancestry `--ancestry` names, or None for a file. A file of
+    that name wins; a value that is neither is an error naming both."""
+    from keras_learngene._assets import DEFAULT_ANCESTRY_NAME, SHIPPED_ANCESTRIES
+
+    if ancestry is None:
+        return DEFAULT_ANCESTRY_NAME
+    if os.path.exists(ancestry):
+        return None
+    if ancestry in SHIPPED_ANCESTRIES:
+        return ancestry
+    if not ancestry.endswith(".keras") and os.sep not in ancestry:
+        raise click.BadParameter(
+            f"{ancestry!r} is neither a file nor a shipped ancestry; the shipped ancestries: "
+            f"{', '.join(SHIPPED_ANCESTRIES)}.",
+            param_hint="--ancestry")
+    return None  # a missing file: load_keras says so, naming the path
 
 
 def _load_task(dataset, classes, data_path, image_size, color_mode, input_shape, shots=None,
@@ -402,7 +425,7 @@ def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, 
 @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="embedded",
               show_default=True)
 @click.option("--classes", default="all", show_default=True,
-              help="base, novel, all or ids like 0,2,4,6.")
+              help="base, novel, all, script:<name> (glyphs) or ids like 0,2,4,6.")
 @click.option("--data", "data_path", type=click.Path(exists=True), default=None,
               help="Your own data instead of --dataset: a folder with one sub-folder of images "
               "per class, or an .npz with x, y (and optional x_test, y_test; otherwise a "

@@ -109,6 +109,9 @@ def test_inspect_writes_png(runner, tmp_path, data):
     (["condense", "-o", "tasks", "--out", "{tmp}/lg.keras"], "KEY=VALUE", 2),
     (["condense", "--similarity", "linear_cak", "--out", "{tmp}/lg.keras"], "linear_cka", 1),
     (["condense", "--ancestry", "{tmp}/nope.keras", "--out", "{tmp}/lg.keras"], "nope.keras", 1),
+    (["condense", "--ancestry", "glyphs_vit", "--out", "{tmp}/lg.keras"],
+     "'glyphs_vit' is neither a file nor a shipped ancestry; the shipped ancestries: "
+     "fashion_mnist_vit_tiny, glyphs_vit_tiny, glyphs_vgg_iso", 2),
     (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "1", "--num-classes", "2",
       "--out", "{tmp}/d.keras"], "not a learngene", 1),
     (["inherit", "{tmp}/not_a_learngene.keras", "--n-layers", "-1", "--num-classes", "2",
