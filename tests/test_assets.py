@@ -31,18 +31,20 @@ def test_every_shipped_ancestry_is_listed_and_its_file_ships():
 
 
 @pytest.fixture(scope="module")
-def glyph_base():
+def glyph_base(tmp_path_factory):
     pytest.importorskip("PIL")
+    cache = tmp_path_factory.mktemp("klg-glyphs")  # not the user's ~/.keras
     from keras_learngene.bench._profiles import PILOT_SCRIPTS
 
     try:
-        data = klg.datasets.load_glyphs(scripts=PILOT_SCRIPTS)
+        data = klg.datasets.load_glyphs(scripts=PILOT_SCRIPTS, cache_dir=cache)
     except klg.datasets.DataNotFoundError as e:
         pytest.skip(f"the fonts of the glyph data are not installed: {e}")
     if data.fingerprint != GLYPH_FINGERPRINT:
         pytest.skip(f"these fonts render glyph data {data.fingerprint}, not the "
                     f"{GLYPH_FINGERPRINT} the shipped glyph ancestries were trained on")
-    return klg.datasets.load_task("glyphs", classes="base", scripts=PILOT_SCRIPTS)
+    return klg.datasets.load_task("glyphs", classes="base", scripts=PILOT_SCRIPTS,
+                                  cache_dir=cache)
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
