@@ -50,13 +50,13 @@ def load_shipped_ancestry(name=DEFAULT_ANCESTRY_NAME):
     if name not in SHIPPED_ANCESTRIES:
         raise ValueError(f"No shipped ancestry is named {name!r}; the shipped ancestries: "
                          f"{', '.join(SHIPPED_ANCESTRIES)}.")
-    import keras
+    from keras_learngene._io import load_keras
 
     path = os.path.join(ASSETS, SHIPPED_ANCESTRIES[name][0])
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"The shipped ancestry {name!r} is missing at {path!r}; reinstall keras-learngene.")
-    return keras.saving.load_model(path)
+    return load_keras(path, what="ancestry")
 
 
 def load_default_ancestry():

@@ -15,6 +15,8 @@ import time
 
 import click
 
+from keras_learngene._assets import DEFAULT_ANCESTRY_NAME, SHIPPED_ANCESTRIES
+
 DATASET_CHOICES = ("embedded", "fashion_mnist", "digits", "glyphs")
 
 
@@ -224,8 +226,7 @@ def cli(verbose):
 @cli.command()
 @click.option("--ancestry", type=click.Path(dir_okay=False), default=None,
               help="Trained ancestry: a .keras file, or the name of a shipped ancestry: "
-              "fashion_mnist_vit_tiny, glyphs_vit_tiny or glyphs_vgg_iso "
-              "[default: fashion_mnist_vit_tiny].")
+              f"{', '.join(SHIPPED_ANCESTRIES)} [default: {DEFAULT_ANCESTRY_NAME}].")
 @click.option("--dataset", type=click.Choice(DATASET_CHOICES), default="embedded",
               show_default=True, help="Probe data set.")
 @click.option("--classes", default="base", show_default=True,
@@ -303,8 +304,6 @@ def condense(ancestry, dataset, classes, data_path, image_size, color_mode, num_
 def _shipped_ancestry_name(ancestry):
     """The shipped ancestry `--ancestry` names, or None for a file. A file of
     that name wins; a value that is neither is an error naming both."""
-    from keras_learngene._assets import DEFAULT_ANCESTRY_NAME, SHIPPED_ANCESTRIES
-
     if ancestry is None:
         return DEFAULT_ANCESTRY_NAME
     if os.path.exists(ancestry):
