@@ -5,6 +5,8 @@ The public API:
 
 - `condense(ancestry, data, num_units=..., method=...)` -> `Learngene`
 - `inherit(learngene, n_layers, num_classes=...)` -> descendant `keras.Model`
+- `head_start(descendant, x, y)`: a head fitted to the descendant's features
+  (and its batch norms aligned to the task) before training
 - `Learngene` (save / load / provenance), `inherited_layers(descendant)`
 - `models` (ancestry builders), `datasets`, `training`, `forms`, `methods`,
   `similarity`, `strategies`, `distribute`, `plugins`, `weight_selection`
@@ -49,6 +51,9 @@ _OBJECTS = {
     "condense": "keras_learngene._condense",
     "inherit": "keras_learngene._inherit",
     "inherited_layers": "keras_learngene._inherit",
+    "head_start": "keras_learngene._headstart",
+    "fit_head": "keras_learngene._headstart",
+    "align_batchnorm": "keras_learngene._headstart",
     "Learngene": "keras_learngene.learngene",
     "select_units": "keras_learngene.methods",
     "plot_similarity": "keras_learngene.plotting",
@@ -73,6 +78,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and the API docs (griffe)
         shipped_ancestries,
     )
     from keras_learngene._condense import condense
+    from keras_learngene._headstart import align_batchnorm, fit_head, head_start
     from keras_learngene._inherit import inherit, inherited_layers
     from keras_learngene.learngene import Learngene
     from keras_learngene.methods import select_units
@@ -81,10 +87,13 @@ if TYPE_CHECKING:  # the same names, for type checkers and the API docs (griffe)
 __all__ = [
     "Learngene",
     "__version__",
+    "align_batchnorm",
     "condense",
     "datasets",
     "distribute",
+    "fit_head",
     "forms",
+    "head_start",
     "hookimpl",
     "inherit",
     "inherited_layers",

@@ -12,6 +12,7 @@ learngene) and their names say where they came from:
   of different stages (CNNs); they come on top of the `n_layers` new units.
 """
 
+import inspect
 import os
 
 import keras
@@ -19,6 +20,7 @@ import keras
 from keras_learngene import _names as names
 from keras_learngene import plugins
 from keras_learngene.learngene import Learngene
+from keras_learngene.strategies import FRESH_INITS
 
 MAX_NEW_LAYERS = 64
 
@@ -59,6 +61,7 @@ def inherit(
     data=None,
     condense_kwargs=None,
     name="descendant",
+    fresh_init="random",
 ):
     """Builds a descendant: the learngene's units plus `n_layers` new units
     and a new classification head.
@@ -86,13 +89,22 @@ def inherit(
         data: probe data `(x, y)`, only used to condense a plain ancestry.
         condense_kwargs: arguments for `condense` when `model` is an ancestry.
         name: the descendant's name.
+        fresh_init: how the new units start: `"random"` (the paper's
+            inheritance: random units on the learngene, so the head first
+            sees transformed features) or `"identity"` (each new unit starts
+            as the identity, `Form.identity_unit`, so that before training
+            the descendant computes exactly the learngene's features; then
+            `keras_learngene.head_start` fits the head to them). Bridges
+            between CNN stages change the shape and stay random.
 
     Returns:
         A Functional `keras.Model` that outputs logits.
 
     Raises:
         ValueError: negative or absurd `n_layers`, unknown strategy, shapes or
-            channels that do not fit.
+            channels that do not fit, `fresh_init="identity"` with a form that
+            has no identity unit for the learngene's units or a strategy that
+            builds no fresh units.
 
     Example:
     ```python
@@ -108,6 +120,8 @@ def inherit(
         )
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes={num_classes!r} must be a positive int.")
+    if fresh_init not in FRESH_INITS:
+        raise ValueError(f"fresh_init={fresh_init!r}: choose one of {', '.join(FRESH_INITS)}.")
     learngene = _as_learngene(model, data, condense_kwargs)
     form = plugins.get_form(learngene.form)
     own = learngene.provenance.get("strategy") or "stack"
@@ -118,6 +132,15 @@ def inherit(
             f"strategy {own!r} (its units are not ancestry units to lay out), not "
             f"{strategy!r}; leave strategy unset."
         )
+    build_kwargs = {}
+    if fresh_init != "random":
+        if "fresh_init" not in inspect.signature(chosen.build).parameters:
+            raise ValueError(
+                f"fresh_init={fresh_init!r} does not apply to strategy {chosen.name!r}: it "
+                "builds its own units, none of them fresh random ones; leave fresh_init at "
+                "'random' (head_start still fits a head to its descendants)."
+            )
+        build_kwargs["fresh_init"] = fresh_init
     chosen.layout(len(learngene.learngene_units), n_layers)  # a bad plan fails before work
     input_shape = tuple(input_shape or learngene.image_shape)
     if len(input_shape) != len(learngene.image_shape):
@@ -137,7 +160,7 @@ def inherit(
         stem = form.adapt_stem(learngene.stem_layer, input_shape)
         stem = form.copy_unit(stem, input_shape, names.INHERITED_STEM)
         shape = tuple(stem.compute_output_shape((None,) + input_shape)[1:])
-    units = chosen.build(form, learngene, n_layers, shape)
+    units = chosen.build(form, learngene, n_layers, shape, **build_kwargs)
     descendant = form.assemble(input_shape, stem, units, num_classes, head=head,
                                dropout=dropout, name=name)
     if freeze_learngene:

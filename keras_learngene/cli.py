@@ -383,13 +383,18 @@ def _condense_table(learngene, out):
 @click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)
 @click.option("--dropout", type=float, default=0.0, show_default=True)
 @click.option("--freeze", is_flag=True, help="Freeze the inherited layers.")
+@click.option("--fresh-init", type=click.Choice(["random", "identity"]), default="random",
+              show_default=True,
+              help="How new units start: random (the paper's inheritance) or as the identity, "
+              "so the untrained descendant computes the learngene's features (then train with "
+              "--fit-head).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", default="descendant.keras", show_default=True)
 @click.option("--overwrite", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 @_fail_cleanly
 def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, dropout, freeze,
-            seed, out, overwrite, as_json):
+            fresh_init, seed, out, overwrite, as_json):
     """Build a descendant from a LEARNGENE file and save it (untrained)."""
     input_shape = _parse_shape(input_shape)
     _check_out(out, overwrite)
@@ -399,13 +404,14 @@ def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, 
     learngene = klg.Learngene.load(learngene_path)
     model = klg.inherit(learngene, n_layers, num_classes=num_classes, strategy=strategy,
                         input_shape=input_shape, head=head, dropout=dropout,
-                        freeze_learngene=freeze, seed=seed)
+                        freeze_learngene=freeze, seed=seed, fresh_init=fresh_init)
     save_atomically(model, out, overwrite=overwrite)
     inherited = klg.inherited_layers(model)
     payload = {
         "out": out, "params": int(model.count_params()), "bytes": os.path.getsize(out),
         "learngene_bytes": os.path.getsize(learngene_path),
         "strategy": strategy or learngene.provenance.get("strategy") or "stack",
+        "fresh_init": fresh_init,
         "layers": [layer.name for layer in model.layers[1:]], "inherited": inherited,
     }
     text = (f"descendant: {out} ({payload['params']:,} params, {payload['bytes']:,} bytes; "
@@ -437,6 +443,15 @@ def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, 
 @click.option("--epochs", type=int, default=5, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--fit-head", is_flag=True,
+              help="Before training, align the batch norms to the data and fit the head by "
+              "logistic regression on the model's features (keras_learngene.head_start); "
+              "its training accuracy is reported as step 0.")
+@click.option("--warmup", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              show_default=True, help="Share of the steps spent warming the learning rate up.")
+@click.option("--inherited-lr-scale", type=click.FloatRange(min=0), default=1.0,
+              show_default=True,
+              help="Learning-rate factor of a descendant's inherited layers (0 freezes them).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--distribution", type=click.Choice(["none", "data_parallel", "model_parallel"]),
               default="none", show_default=True,
@@ -456,8 +471,8 @@ def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, 
 @click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 @_fail_cleanly
 def train(preset, model_path, dataset, classes, data_path, image_size, color_mode, shots, epochs,
-          batch_size, lr, seed, distribution, devices, precision, out, overwrite, as_json,
-          quiet):
+          batch_size, lr, fit_head, warmup, inherited_lr_scale, seed, distribution, devices,
+          precision, out, overwrite, as_json, quiet):
     """Train a preset ancestry or a saved model on a data set and save it.
 
     Says on stderr which backend, devices, distribution and precision it
@@ -493,6 +508,11 @@ def train(preset, model_path, dataset, classes, data_path, image_size, color_mod
         where = distribute.describe_devices(setting, devices)
         _progress(f"backend: {where['backend']}; devices: {', '.join(where['devices'])}; "
                   f"distribution: {distribution}; precision: {precision}")
+        head = None
+        if fit_head:
+            head = klg.head_start(model, task.x_train, task.y_train)
+            _progress(f"fitted the head of {model.name}: training accuracy "
+                      f"{head['train_accuracy']:.4f} before any step")
         _progress(f"training {model.name} on {task.name}")
         start = time.perf_counter()
         with _keras_logs_to_stderr():
@@ -500,7 +520,9 @@ def train(preset, model_path, dataset, classes, data_path, image_size, color_mod
                                         batch_size=batch_size, learning_rate=lr, seed=seed,
                                         verbose=_keras_verbosity(quiet),
                                         distribution=setting,
-                                        mixed_precision=precision)
+                                        mixed_precision=precision,
+                                        warmup_fraction=warmup,
+                                        inherited_lr_scale=inherited_lr_scale)
     accuracy = klg.training.evaluate(model, task.x_test, task.y_test)
     save_atomically(model, out, overwrite=overwrite)
     payload = {
@@ -511,6 +533,7 @@ def train(preset, model_path, dataset, classes, data_path, image_size, color_mod
         "train_seconds": round(result["seconds"], 2),
         "seconds": round(time.perf_counter() - start, 2),
         "images_per_second": round(result["images_per_second"], 1),
+        "head_start": head,
     }
     _emit(as_json, payload,
           f"{model.name} on {task.name}: test accuracy {accuracy:.4f} "
@@ -544,13 +567,17 @@ def inspect(file, png, as_json):
 
 # -------------------------------------------------------------------------- bench
 @cli.command()
-@click.option("--profile", type=click.Choice(["quick", "pilot", "full", "family", "gpu"]),
+@click.option("--profile",
+              type=click.Choice(["quick", "pilot", "full", "family", "headstart", "gpu"]),
               default="quick", show_default=True,
               help="quick: a few minutes, tiny ancestries on six glyph scripts (a smoke test); "
               "pilot: the committed pilot; full: protocol v2 of docs/benchmark.md (about 150 "
               "minutes on 2 idle CPU cores, hours on a loaded machine; resumable); family: every "
               "condensing method side by side on full's glyph tasks, 5-way K=1 and 5 (about "
-              "80 minutes; give it full's --cache to reuse its ancestries); gpu: the larger "
+              "80 minutes; give it full's --cache to reuse its ancestries); headstart: "
+              "descendants that start from what they inherit (identity units, fitted head, "
+              "gentle fine-tuning) against the paper's inheritance, on full's cache; gpu: the "
+              "larger "
               "profile for a GPU.")
 @click.option("--out", default="klg-bench", show_default=True,
               help="Output folder: runs.jsonl, meta.json, report.md, images/. Run again with "

@@ -18,6 +18,8 @@ import dataclasses
 from keras_learngene import _names as names
 
 SOURCES = ("learngene", "copy", "fresh")
+# how fresh units start: the paper's random initialisation, or the identity
+FRESH_INITS = ("random", "identity")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,11 +61,16 @@ class Strategy:
             )
         return slots
 
-    def build(self, form, learngene, n_layers, shape):
+    def build(self, form, learngene, n_layers, shape, fresh_init="random"):
         """The descendant's units, in order, for inputs of `shape` (the
         stem's output): the plan's learngene units (copies), copies and fresh
         units, named by the layer-name protocol (`keras_learngene._names`),
-        with a fresh bridge wherever the learngene has one."""
+        with a fresh bridge wherever the learngene has one.
+
+        `fresh_init="identity"` makes each fresh unit start as the identity
+        (`Form.identity_unit`); bridges change the shape, so they stay random.
+        A subclass that overrides `build` without a `fresh_init` argument
+        builds no fresh units, and `inherit` refuses `"identity"` for it."""
         sources = learngene.learngene_units
         units, copies, fresh, bridges = [], 0, 0, 0
         for position, (source, i) in enumerate(self.layout(len(sources), n_layers)):
@@ -75,7 +82,7 @@ class Strategy:
                 bridges += 1
                 shape = tuple(units[-1].compute_output_shape((None,) + shape)[1:])
             if source == "fresh":
-                unit = _fresh_unit(form, sources, i, shape, names.fresh(fresh))
+                unit = _fresh_unit(form, sources, i, shape, names.fresh(fresh), fresh_init)
                 fresh += 1
             else:
                 expected = tuple(like.input.shape[1:])
@@ -95,13 +102,15 @@ class Strategy:
         return units
 
 
-def _fresh_unit(form, sources, i, shape, name):
-    """A fresh unit like learngene unit `i` that keeps `shape`; when a unit
-    changes the shape (it downsamples), the nearest learngene unit that keeps
-    it serves as the model instead."""
+def _fresh_unit(form, sources, i, shape, name, fresh_init="random"):
+    """A fresh unit like learngene unit `i` that keeps `shape` (random, or the
+    identity); when a unit changes the shape (it downsamples), the nearest
+    learngene unit that keeps it serves as the model instead."""
     error = None
     for j in sorted(range(len(sources)), key=lambda j: (abs(j - i), -j)):
         try:
+            if fresh_init == "identity":
+                return form.identity_unit(sources[j], shape, name)
             return form.fresh_unit(sources[j], shape, name, preserve_shape=True)
         except ValueError as exc:
             error = error or exc

@@ -17,11 +17,13 @@ import keras
 import numpy as np
 
 from keras_learngene import _data, distribute
+from keras_learngene import _names as names
 from keras_learngene._checks import check_dataset
 
 __all__ = [
     "AugmentedBatches",
     "DivergenceGuard",
+    "ScaledAdamW",
     "TrainingDivergedError",
     "compile_model",
     "distill",
@@ -45,6 +47,7 @@ def compile_model(
     label_smoothing=0.1,
     jit_compile=None,
     schedule="cosine",
+    layer_lr_scales=None,
 ):
     """Compiles `model` with the library's recipe.
 
@@ -60,6 +63,9 @@ def compile_model(
             or `"constant"` (warm-up, then the peak learning rate to the end:
             the accuracy after step t of a run does not depend on its budget,
             so checkpoints inside one run are short runs; the benchmark's).
+        layer_lr_scales: `{layer name: factor}`: the learning rate (and the
+            decoupled weight decay) of those layers' weights is multiplied by
+            the factor (0 freezes them without a new trace); see `ScaledAdamW`.
 
     Returns:
         The model, compiled; labels must be one-hot (see `train`).
@@ -79,8 +85,11 @@ def compile_model(
         warmup_steps=warmup,
         alpha=1.0 if schedule == "constant" else 0.0,  # alpha=1: no decay after warm-up
     )
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay) \
+        if not layer_lr_scales else \
+        ScaledAdamW(schedule, weight_decay=weight_decay, layer_scales=layer_lr_scales)
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=label_smoothing
         ),
@@ -88,6 +97,54 @@ def compile_model(
         jit_compile=DEFAULT_JIT_COMPILE if jit_compile is None else jit_compile,
     )
     return model
+
+
+@keras.saving.register_keras_serializable(package="keras_learngene")
+class ScaledAdamW(keras.optimizers.AdamW):
+    """AdamW whose learning rate is scaled per layer (PyTorch's parameter
+    groups, for Keras): a weight of a layer named in `layer_scales` moves
+    with `factor * learning_rate`, and decays by `factor * learning_rate *
+    weight_decay`. The layer is the first part of the weight's path, so in a
+    descendant these are its top-level layers (`inherited_*`, `fresh_*`,
+    `head_*`). Used by `train(inherited_lr_scale=...)`: inherited units
+    fine-tune more gently than the fresh units and the head.
+
+    Args:
+        learning_rate: a float or schedule, as `AdamW`.
+        layer_scales: `{layer name: factor >= 0}`; other layers use 1.
+        **kwargs: `keras.optimizers.AdamW` arguments.
+    """
+
+    def __init__(self, learning_rate=0.001, layer_scales=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.layer_scales = {str(k): float(v) for k, v in (layer_scales or {}).items()}
+        bad = {k: v for k, v in self.layer_scales.items() if not v >= 0}
+        if bad:
+            raise ValueError(f"layer_scales={bad!r}: every factor must be 0 or more.")
+
+    def build(self, var_list):
+        super().build(var_list)
+        self._scales = [self.layer_scales.get(v.path.split("/")[0], 1.0) for v in var_list]
+
+    def _scale_of(self, variable):
+        return self._scales[self._get_variable_index(variable)]
+
+    def update_step(self, gradient, variable, learning_rate):
+        scale = self._scale_of(variable)
+        super().update_step(gradient, variable, learning_rate * scale if scale != 1.0
+                            else learning_rate)
+
+    def _apply_weight_decay(self, variables):
+        if self.weight_decay is None:
+            return
+        for variable in variables:
+            if self._use_weight_decay(variable):
+                factor = keras.ops.cast(self.learning_rate * self.weight_decay
+                                        * self._scale_of(variable), variable.dtype)
+                variable.assign(variable - variable * factor)
+
+    def get_config(self):
+        return {**super().get_config(), "layer_scales": dict(self.layer_scales)}
 
 
 class AugmentedBatches(keras.utils.PyDataset):
@@ -340,6 +397,8 @@ def train(
     distribution=None,
     mixed_precision=None,
     flip=True,
+    warmup_fraction=0.1,
+    inherited_lr_scale=1.0,
 ):
     """Trains `model` on `(x, y)` with the library's recipe.
 
@@ -379,6 +438,14 @@ def train(
             or `"mixed_bfloat16"`.
         flip: with `augment`, also flip horizontally (False for characters
             and digits).
+        warmup_fraction: share of the steps spent warming the learning rate
+            up linearly from 1% of its peak (0: none, for a descendant whose
+            head was fitted by `keras_learngene.head_start`, where a warm-up
+            protects nothing).
+        inherited_lr_scale: factor of the learning rate (and weight decay)
+            of a descendant's inherited layers (`inherited_layers`: its
+            inherited stem, units and copies); fresh units and the head train
+            at `learning_rate`. 1 trains every layer alike; 0 freezes them.
 
     Returns:
         A dict with the Keras `history`, `seconds` of training, the
@@ -422,6 +489,20 @@ def train(
             f"batch_size={batch_size} must be a multiple of the {replicas} devices each "
             "batch is split over."
         )
+    if not 0 <= warmup_fraction < 1:
+        raise ValueError(f"warmup_fraction={warmup_fraction!r} must be in [0, 1).")
+    if not inherited_lr_scale >= 0:
+        raise ValueError(f"inherited_lr_scale={inherited_lr_scale!r} must be 0 or more.")
+    scales = None
+    if inherited_lr_scale != 1.0:
+        scales = {layer.name: inherited_lr_scale for layer in model.layers
+                  if names.source_of(layer.name) is not None}
+        if not scales:
+            raise ValueError(
+                f"inherited_lr_scale={inherited_lr_scale!r} applies to a descendant's "
+                f"inherited layers, and model {model.name!r} has none (no layer named "
+                "inherited_* or copy<n>_*); leave it at 1."
+            )
     keras.utils.set_random_seed(seed)
     with distribute.scope(distribution if explicit else None, precision):
         batches = AugmentedBatches(x, y, num_classes, batch_size, seed=seed, augment=augment,
@@ -434,6 +515,8 @@ def train(
             weight_decay=weight_decay,
             total_steps=epochs * len(batches),
             label_smoothing=label_smoothing,
+            warmup_fraction=warmup_fraction,
+            layer_lr_scales=scales,
         )
         if validation_data is not None:
             x_val, y_val = check_dataset(

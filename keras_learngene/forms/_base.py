@@ -178,6 +178,29 @@ class Form:
                 )
         return unit
 
+    def identity_unit(self, like, input_shape, name):
+        """A new unit of the same kind as `like` that starts as the identity:
+        in inference mode it returns its input unchanged (to float rounding),
+        so a descendant whose new units are all identity units computes, before
+        training, exactly the features of its learngene (Net2DeeperNet; zero
+        residual branches as in Fixup / ReZero).
+
+        A form offers it where an exact identity exists for its units and
+        raises `ValueError` naming the unit's class otherwise (the default).
+
+        Args:
+            like: the unit to imitate.
+            input_shape: the input shape it will get (no batch axis); the
+                unit maps it to itself.
+            name: its layer name.
+        """
+        raise ValueError(
+            f"Form {self.name or type(self).__name__!r} has no identity unit for "
+            f"{type(like).__name__} units (unit {like.name!r}): no exact identity is known "
+            "for it. Use fresh_init='random' (the paper's initialisation), or a form whose "
+            "units have one."
+        )
+
     def copy_unit(self, unit, input_shape, name):
         """A new unit with the config and a copy of the weights of `unit`."""
         return clone_layer(unit, name, input_shape, copy_weights=True)

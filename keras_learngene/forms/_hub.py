@@ -35,7 +35,7 @@ from keras import layers, ops
 
 from keras_learngene.forms._base import Anatomy, _in_global_precision
 from keras_learngene.forms._functional import FunctionalForm
-from keras_learngene.forms._library import ViTForm, resize_position_embedding
+from keras_learngene.forms._library import ViTForm, resize_position_embedding, zero_layers
 from keras_learngene.models import PatchEmbedding
 
 
@@ -250,6 +250,16 @@ class HubViTForm(_Cached, ViTForm):
         if _is(like, "ViTPatchingAndEmbedding"):
             return vit_patch_embedding(like, input_shape, name, copy_weights=False)
         return super().fresh_unit(like, input_shape, name, preserve_shape)
+
+    def identity_unit(self, like, input_shape, name):
+        """A fresh encoder block whose residual branches output zero (the
+        attention's output projection and the MLP's last dense zeroed), as
+        the library's ViT form does."""
+        if not _is(like, "ViTEncoderBlock"):
+            return super().identity_unit(like, input_shape, name)
+        unit = vit_block_model(like, input_shape, name, copy_weights=False)
+        zero_layers(unit.get_layer("mha")._output_dense, unit.get_layer("mlp_dense_2"))
+        return unit
 
     def token_pooling(self, stem):
         if _is(stem, "ViTPatchingAndEmbedding"):

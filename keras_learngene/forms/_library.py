@@ -12,7 +12,7 @@ import numpy as np
 from keras import ops
 
 from keras_learngene.forms._base import Anatomy, Form, clone_layer
-from keras_learngene.models import ConvBlock, PatchEmbedding, ResidualBlock
+from keras_learngene.models import ConvBlock, PatchEmbedding, ResidualBlock, TransformerBlock
 
 
 class BlocksForm(Form):
@@ -67,6 +67,18 @@ class ViTForm(BlocksForm):
 
     def matches(self, model):
         return super().matches(model) and isinstance(model.get_layer("stem"), PatchEmbedding)
+
+    def identity_unit(self, like, input_shape, name):
+        """A fresh `TransformerBlock` whose residual branches output zero: the
+        attention's output projection and the MLP's output layer are zeroed
+        (kernel and bias), so `x + 0 + 0 = x` in training and inference mode
+        alike; the other weights keep their random initialisation, so the
+        branches start learning from the first step."""
+        if not isinstance(like, TransformerBlock):
+            return super().identity_unit(like, input_shape, name)
+        unit = self.fresh_unit(like, input_shape, name)
+        zero_layers(unit.attention._output_dense, unit.mlp_out)
+        return unit
 
     def token_pooling(self, stem):
         has_token = isinstance(stem, PatchEmbedding) and stem.use_class_token
@@ -133,6 +145,42 @@ class CNNForm(BlocksForm):
         unit.build((None,) + tuple(input_shape))
         return unit
 
+    def identity_unit(self, like, input_shape, name):
+        """A fresh unit that starts as the identity on its input, which in
+        these CNNs is always the output of a ReLU (non-negative):
+
+        - `ResidualBlock` (stride 1, as many filters as input channels): the
+          last batch norm's scale and offset are zero, so the branch outputs
+          zero and the block returns `relu(0 + x) = x` in either mode.
+        - `ConvBlock` (no pooling): a Dirac kernel (each channel copies
+          itself) and a batch norm that passes its input in inference mode
+          (moving mean 0, variance 1, scale `sqrt(1 + epsilon)`, offset 0),
+          then `relu(x) = x`. In training mode a batch norm normalises by the
+          batch's statistics instead; `keras_learngene.head_start` (or
+          `align_batchnorm`) moves every batch norm's statistics to the new
+          task's images without changing what the model computes, so that
+          training starts from the same function (Net2DeeperNet sets them
+          from data the same way).
+        """
+        unit = self.fresh_unit(like, input_shape, name)
+        if isinstance(unit, ResidualBlock):
+            zero_layers(unit.norm2)
+        elif isinstance(unit, ConvBlock):
+            kernel = np.zeros(tuple(unit.conv.kernel.shape), dtype="float32")
+            center = (kernel.shape[0] // 2, kernel.shape[1] // 2)
+            for c in range(kernel.shape[2]):
+                kernel[center[0], center[1], c, c] = 1.0
+            unit.conv.kernel.assign(kernel)
+            norm = unit.norm
+            norm.moving_mean.assign(np.zeros(norm.moving_mean.shape, "float32"))
+            norm.moving_variance.assign(np.ones(norm.moving_variance.shape, "float32"))
+            norm.gamma.assign(np.full(norm.gamma.shape, math.sqrt(1.0 + norm.epsilon),
+                                      "float32"))
+            norm.beta.assign(np.zeros(norm.beta.shape, "float32"))
+        else:
+            return super().identity_unit(like, input_shape, name)
+        return unit
+
     def bridge(self, input_shape, output_shape, name, like=None):
         """Fresh blocks from one stage's shape to another's: one downsampling
         block (pooling conv block, or stride-2 residual block) per halving of
@@ -154,3 +202,11 @@ class CNNForm(BlocksForm):
         layer.build((None,) + tuple(input_shape))
         out = tuple(layer.compute_output_shape((None,) + tuple(input_shape))[1:])
         return layer if out == tuple(output_shape) else None
+
+
+def zero_layers(*layers_):
+    """Sets every weight of each layer to zero (a residual branch's last
+    layers, so the branch starts as zero)."""
+    for layer in layers_:
+        for weight in layer.weights:
+            weight.assign(np.zeros(tuple(weight.shape), dtype=weight.dtype))
