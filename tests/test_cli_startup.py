@@ -65,16 +65,10 @@ def test_the_console_script_starts_through_the_launcher():
 @pytest.mark.parametrize("args", [["--help"], ["condense", "--help"], ["train", "-h"],
                                   ["--version"]])
 def test_help_imports_no_backend(args):
-    result, seconds = _run(_KLG, *args)
+    result, _ = _run(_KLG, *args)
     assert result.returncode == 0, result.stderr
     assert _heavy(result) == [], f"klg {' '.join(args)} imported {_heavy(result)}"
     assert "Usage:" in result.stdout or "version" in result.stdout
-    assert seconds < 5, f"klg {' '.join(args)} took {seconds:.1f} s"  # ~0.2 s when idle
-
-
-def test_help_takes_well_under_a_second():
-    best = min(_run(_KLG, "--help")[1] for _ in range(3))
-    assert best < 1.5, f"klg --help took {best:.2f} s at best"
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +221,7 @@ _CHATTER = ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guar
 
 
 def test_plugins_lists_without_backend_chatter():
-    result, seconds = _run(_KLG, "plugins", "--all")
+    result, _ = _run(_KLG, "plugins", "--all")
     assert result.returncode == 0, result.stderr[-2000:]
     names = {row["name"] for row in json.loads(result.stdout)}
     assert "keras_learngene.default_plugins.forms" in names
@@ -246,8 +240,6 @@ def test_plugins_lists_every_builtin_without_importing_a_backend():
     assert {"auto", "auto_distill", "heur", "tleg", "sws"} <= set(methods)
     assert "vit" in rows["keras_learngene.default_plugins.forms"]["forms"]
     assert "linear_expansion" in rows["keras_learngene.default_plugins.strategies"]["strategies"]
-    best = min(_run(_KLG, "plugins", "--all")[1] for _ in range(3))
-    assert best < 1.5, f"klg plugins took {best:.2f} s at best"  # ~0.3 s when idle
 
 
 def _installed(entry_point):
