@@ -38,6 +38,14 @@ elif keras.backend.backend() == "torch":
     import torch
 
     torch.set_num_threads(1)  # two intra-op threads are much slower on tiny tensors here
+    # oneDNN (torch 2.13.0+cpu ships oneDNN 3.12.0) corrupts the heap on AVX2
+    # CPUs (AMD EPYC here) in the weight gradient of a channels-last 1x1
+    # stride-2 conv with fewer than 8 input channels (its `jit_1x1:avx2`
+    # backward_weights kernel): the tiny ResNet's shortcut, so the pass aborted
+    # with `corrupted size vs. prev_size` (issue 27; scripts/torch_heap_repro.py).
+    # More threads only make it rarer. Torch's own CPU convolutions are as fast
+    # on these tiny tensors, and tests/test_torch_native.py checks the setting.
+    torch.backends.mkldnn.enabled = False
 
 EAGER = {"on": keras.backend.backend() in os.environ.get("KLG_TEST_EAGER", "tensorflow").split(",")
          and not os.environ.get("KLG_TEST_GRAPH")}
