@@ -142,9 +142,11 @@ def test_checkpoints_evaluate_validation_and_test_of_that_step():
     model = TINY_BUILDERS["vgg"](3)
     training.compile_model(model, total_steps=6, jit_compile=False)
     batches = training.AugmentedBatches(x, y, 3, batch_size=16, augment=False, steps=6)
-    cb = _runner._Checkpoints((3, 6), x[:20], y[:20], x[20:], y[20:])
+    before = training.evaluate(model, x[20:], y[20:])
+    cb = _runner._Checkpoints((0, 3, 6), x[:20], y[:20], x[20:], y[20:])
     model.fit(batches, epochs=1, callbacks=[cb], verbose=0)
-    assert [c["step"] for c in cb.accuracy] == [3, 6]
+    assert [c["step"] for c in cb.accuracy] == [0, 3, 6]
+    assert cb.accuracy[0]["accuracy"] == pytest.approx(before, abs=1e-4)  # before any step
     # the last checkpoint saw the final weights (on JAX too, where fit keeps its own state)
     last = cb.accuracy[-1]
     assert last["accuracy"] == pytest.approx(training.evaluate(model, x[20:], y[20:]), abs=1e-4)
@@ -360,3 +362,102 @@ def test_cli_report_only_rewrites_the_report_and_prints_the_claims(bench_run):
     assert lines[0] == f"report: {out / 'report.md'}" and (out / "report.md").is_file()
     claims = [line for line in lines[1:] if line[:2] in ("1.", "2.", "3.", "4.")]
     assert len(claims) == 7 and all("glyphs/vit: " in line for line in claims)
+
+
+# ------------------------------------------------------------------ recipes (issue 21)
+def test_recipes_parse_in_one_place_and_refuse_unknown_parts():
+    recipe = _runner.Recipe.parse("auto+identity+head+gentle")
+    assert (recipe.method, recipe.parts, recipe.fresh_init) == (
+        "auto", ("identity", "head", "gentle"), "identity")
+    assert recipe.identity and recipe.head and recipe.gentle
+    assert recipe.record()["inherited_lr_scale"] == _runner.GENTLE_SCALE
+    plain = _runner.Recipe.parse("auto")
+    assert plain.parts == () and plain.fresh_init == "random" and not plain.head
+    assert plain.record()["inherited_lr_scale"] == 1.0
+    with pytest.raises(ValueError, match="unknown part 'fancy'.*identity, head, gentle"):
+        _runner.Recipe.parse("auto+identity+fancy")
+    with pytest.raises(ValueError, match="order 'auto\\+identity\\+head'"):
+        _runner.Recipe.parse("auto+head+identity")
+    with pytest.raises(ValueError, match="repeats a part"):
+        _runner.Recipe.parse("auto+head+head")
+    with pytest.raises(ValueError, match="not to the baseline 'scratch'"):
+        _runner.Recipe.parse("scratch+head")
+    with pytest.raises(ValueError, match="builds its own units"):
+        _runner.Recipe.parse("tleg+identity").check()
+    _runner.Recipe.parse("tleg+head").check()  # a fitted head suits any strategy
+    with pytest.raises(ValueError, match="nope"):
+        _runner.Recipe.parse("nope+head").check()
+    assert bench.PROFILES["headstart"].reference == "auto"
+
+
+def test_headstart_profile_reuses_the_full_profiles_recipes_and_checkpoints_step_0():
+    hs, full = bench.PROFILES["headstart"], bench.PROFILES["full"]
+    for d in hs.data:
+        f = full.data_of(d.name)
+        # the ancestry recipe (`Bench.ancestry`) reads these: equal, so full's cache serves
+        assert (d.options, d.splits, d.ancestry_epochs, d.flip, d.ancestry_examples) == \
+            (f.options, f.splits, f.ancestry_epochs, f.flip, f.ancestry_examples)
+        assert (d.steps, d.pairs, d.val_fraction) == (f.steps, f.pairs, f.val_fraction)
+        assert d.checkpoints == (0,) + f.checkpoints
+    for arch, spec in hs.ancestries.items():
+        assert spec["preset"] == full.ancestries[arch]["preset"]
+        assert spec.get("overrides", {}) == full.ancestries[arch].get("overrides", {})
+    assert (hs.k, hs.n_fresh, hs.condense_seeds) == (full.k, full.n_fresh, full.condense_seeds)
+    for row in hs.methods:
+        _runner.Recipe.parse(row).check()
+    assert hs.focus in hs.methods
+
+
+# the quick profile's tiny ViT, 5-way 5-shot, a checkpoint at step 0, recipes as rows
+TINY_HEADSTART = dataclasses.replace(
+    TINY, name="tiny-headstart",
+    data=(dataclasses.replace(TINY.data[0], shots=(5,), tasks=2, steps=4,
+                              checkpoints=(0, 2, 4)),),
+    methods=("scratch", "auto", "auto+identity+head", "front+identity+head+gentle"),
+    sensitivity={}, transfer_shots=(1,), cost_steps=0,
+)
+
+
+@ON_TORCH
+def test_an_unknown_part_is_refused_before_any_training(tmp_path):
+    log = _Log()
+    bad = dataclasses.replace(TINY_HEADSTART, methods=("scratch", "auto+identity+fancy"))
+    with pytest.raises(ValueError, match="unknown part 'fancy'"):
+        bench.run_bench(bad, tmp_path, log=log, report=False)
+    assert "training the" not in log.text and not (tmp_path / "runs.jsonl").exists()
+
+
+@ON_TORCH
+def test_recipe_rows_run_record_their_parts_and_step_0(tmp_path):
+    log = _Log()
+    report = bench.run_bench(TINY_HEADSTART, tmp_path, log=log)
+    records = bench.load_records(tmp_path)
+    assert sorted(r["run_id"] for r in records) == sorted(
+        r["run_id"] for r in bench.plan_runs(TINY_HEADSTART))
+    trained = [r for r in records if r["experiment"] == "main"]
+    by = {(r["method"], r["task"]): r for r in trained}
+    for r in trained:
+        assert [c["step"] for c in r["checkpoints"]] == [0, 2, 4]
+        assert r["plateau"]["step"] in (0, 2, 4)
+    for task in range(2):
+        plain, head = by["auto", task], by["auto+identity+head", task]
+        gentle = by["front+identity+head+gentle", task]
+        assert plain["parts"] == [] and plain["head_start"] is None
+        assert plain["fresh_init"] == "random" and plain["warmup_steps"] > 0
+        assert (head["base_method"], head["parts"], head["fresh_init"]) == (
+            "auto", ["identity", "head"], "identity")
+        assert head["units"] == plain["units"] and head["params"] == plain["params"]
+        assert head["head_start"]["train_accuracy"] > 0.2  # above chance on its images
+        assert head["inherited_lr_scale"] == 1.0 and head["warmup_steps"] == plain["warmup_steps"]
+        assert (gentle["base_method"], gentle["inherited_lr_scale"], gentle["warmup_steps"]) == (
+            "front", _runner.GENTLE_SCALE, 0)
+        assert gentle["units"] == [0]
+    # another optimizer (per-layer factors, no warm-up): its own compiled model
+    assert by["front+identity+head+gentle", 0]["first_of_compiled"]
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["methods"]["auto+identity+head"]["parts"] == ["identity", "head"]
+    assert meta["cost"] == {}  # cost_steps=0
+    text = open(report).read()
+    assert "### Before training" in text and "minus its method's" in text
+    assert "Auto Learngene + identity + head" in text or "auto + identity + head" in text
+    assert (tmp_path / "images" / "curves_glyphs_vit_N5K5.png").read_bytes().startswith(b"\x89PNG")

@@ -88,8 +88,10 @@ class Profile:
             `overrides`, `data` (the data set names this arch runs on; default
             all) and `methods` (a subset of the profile's for this arch).
         methods: initialisations compared: `"scratch"`, `"random"` (a random
-            valid chain of k units), `"ancestry"` (every unit, fine-tuned) and
-            registered condensing methods.
+            valid chain of k units), `"ancestry"` (every unit, fine-tuned),
+            registered condensing methods, and recipes `<method>+<parts>` of
+            a condensing method (`bench._runner.Recipe`: parts `identity`,
+            `head`, `gentle`).
         focus: the method whose claims are measured against scratch.
         k: ancestry units in each learngene.
         n_fresh: fresh units stacked on the learngene in every descendant.
@@ -107,7 +109,8 @@ class Profile:
             features against pixels on novel tasks of the first N).
         plateau_tol: tolerance of the plateau rule (a fraction).
         probe_size: base-class images given to condensing.
-        cost_steps: steps timed for the ancestry-epoch and overhead figures.
+        cost_steps: steps timed for the ancestry-epoch and overhead figures
+            (0: no cost figures).
     """
 
     name: str
@@ -148,14 +151,22 @@ class Profile:
     @property
     def reference(self):
         """The method whose learngene the cost figures and the learngene probe
-        use: the focus method, else the first condensing method run, else front."""
+        use: the focus method, else the first condensing method run, else front
+        (of a recipe `<method>+<parts>`, its method)."""
         if self.focus in self.methods:
-            return self.focus
-        return next((m for m in self.methods if m not in BASELINES), "front")
+            return base_method(self.focus)
+        return next((base_method(m) for m in self.methods if base_method(m) not in BASELINES),
+                    "front")
 
     def methods_of(self, arch):
         chosen = self.ancestries[arch].get("methods")
         return tuple(m for m in self.methods if chosen is None or m in chosen)
+
+
+def base_method(row):
+    """The method of a row: `"auto"` for `"auto+identity+head"` (the runner's
+    `Recipe` parses and checks the parts)."""
+    return str(row).split("+", 1)[0]
 
 
 def _plain(value):
@@ -165,6 +176,10 @@ def _plain(value):
         return [_plain(v) for v in value]
     return value
 
+
+# the headstart profile's rows: the paper's inheritance, then recipes <method>+<parts>
+HEADSTART_ROWS = ("scratch", "front", "auto", "auto+identity", "auto+head", "auto+identity+head",
+                  "auto+identity+head+gentle", "front+identity+head+gentle")
 
 _TINY_VIT = {"patch_size": 7, "num_layers": 4, "hidden_dim": 16, "num_heads": 2, "mlp_dim": 32}
 _TINY_CNN = {"filters": [8, 8, 8, 8], "stem_filters": 8}
@@ -257,6 +272,38 @@ PROFILES = {
         methods=("scratch", "random", "front", "auto", "auto_distill", "tleg", "sws", "heur"),
         sensitivity={},
         transfer_shots=(1, 5),
+    ),
+    # Descendants that start from what they inherit (issue 21), on the full profile's
+    # data, ancestries and learngenes (the same recipes: give it full's --cache, e.g.
+    # docs/results/full-v2/cache, and nothing is trained or condensed again). The paper's
+    # inheritance (scratch, front, auto) against recipes <method>+<parts> (the runner's
+    # `Recipe`): identity (new units start as the identity), head (batch norms aligned and
+    # the head fitted by logistic regression before training), gentle (inherited layers at
+    # 0.1x the learning rate, no warm-up). Every run is also evaluated at step 0, before
+    # training. Cut to about 2 hours on 2 idle CPU cores (0.1 s per step; measured: 13 to
+    # 17 s a glyph run, 42 s a Fashion-MNIST run of 200 steps, most of it evaluating its
+    # 4,000 held-out images 13 times): 5 glyph tasks per (N, K) instead of 10 (the same
+    # first 5 episodes as full), 2 Fashion-MNIST tasks, no sensitivity grid (its 72 runs,
+    # about 20 minutes, did not fit) and no cost figures (cost_steps=0: they are full's).
+    # The focus is the recipe with every part; docs/results/headstart/RULE.md names the
+    # recommended one.
+    "headstart": Profile(
+        name="headstart",
+        data=(
+            Data("glyphs", ways=(5, 20), shots=(1, 5, 10, 20), tasks=5, steps=100,
+                 checkpoints=(0,) + log_checkpoints(100),
+                 ancestry_epochs=20, pairs=((5, 1), (5, 5), (5, 10), (5, 20), (20, 5)),
+                 options={"scripts": PILOT_SCRIPTS}),
+            Data("fashion_mnist", ways=(4,), shots=(10, 50, 200), tasks=2, steps=200,
+                 checkpoints=(0,) + log_checkpoints(200),
+                 ancestry_epochs=3, flip=True, val_fraction=0.25),
+        ),
+        ancestries={"vit": {"preset": "vit_tiny", "data": ["glyphs"]},
+                    "cnn": {"preset": "vgg_iso"}},
+        methods=HEADSTART_ROWS,
+        focus="auto+identity+head+gentle",
+        sensitivity={},
+        cost_steps=0,
     ),
     # The same command on a GPU: every split, 5- and 20-way at every K, 20
     # tasks, every method on both architectures, the full grid, and CIFAR-FS

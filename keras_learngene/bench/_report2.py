@@ -23,6 +23,12 @@ claim holds only when its interval clears the target:
 
 "Plateau accuracy" is `_stats.plateau` of each run (decided on validation
 images, reported on test images); "at equal budget" is the last checkpoint.
+
+Rows may be recipes `<method>+<parts>` (the runner's `Recipe`, e.g.
+`auto+identity+head`); each group then also reports, per recipe, its
+accuracy at step 0 (before training, where the profile has that checkpoint)
+and its final accuracy minus its method's (the paper's inheritance of the
+same learngene) and minus the linear probe on the ancestry's features.
 """
 
 import math
@@ -181,7 +187,45 @@ def _group(runs, profile, focus):
         "vs_scratch": _minus(main, by, cells, methods, "scratch"),
         "samples": _samples(main, by, cells, methods, focus),
         "sensitivity": _sensitivity(runs, profile, focus, default),
+        "headstart": _headstart(main, by, cells, methods),
     }
+
+
+def _base(method):
+    return method.split("+", 1)[0]
+
+
+def _headstart(main, by, cells, methods):
+    """Per trained row: test accuracy at step 0 (before training) per cell;
+    per recipe `<method>+<parts>`: final test accuracy minus its method's
+    (paired, per cell and pooled) and minus the ancestry-feature probe."""
+    keys = sorted({_pair_key(r) for r in main})
+    trained = [m for m in methods if m not in PROBES]
+    step0 = {}
+    for m in trained:
+        per_cell = {}
+        for ways, shots in cells:
+            accs = [c["accuracy"] for r in main if r["method"] == m and r["experiment"] == "main"
+                    and (r["ways"], r["shots"]) == (ways, shots)
+                    for c in r["checkpoints"][:1] if c["step"] == 0]
+            if accs:
+                per_cell[_cell(ways, shots)] = _pct(_stats.interval(accs))
+        if per_cell:
+            step0[m] = per_cell
+    vs_base, vs_probe = {}, {}
+    final = lambda r: r["final_accuracy"]  # noqa: E731
+    for m in [m for m in trained if "+" in m]:
+        for table, other in ((vs_base, _base(m)), (vs_probe, "probe_ancestry")):
+            per_cell = {}
+            for ways, shots in cells:
+                diffs = _paired(by, m, other, [k for k in keys if k[1:3] == (ways, shots)],
+                                final)
+                if diffs:
+                    per_cell[_cell(ways, shots)] = _stats.interval(diffs)
+            pooled = _stats.interval(_paired(by, m, other, keys, final))
+            if pooled["mean"] is not None:
+                table[m] = {"other": other, "per_cell": per_cell, "pooled": pooled}
+    return {"step0": step0, "vs_base": vs_base, "vs_probe": vs_probe}
 
 
 def _params(runs):
@@ -211,7 +255,9 @@ def _paired(by, a, b, keys, value=_plateau_acc):
 # 1. converge faster
 def _speedups(by, keys, method):
     """Per episode: scratch's steps to 99% of its plateau over the method's
-    (a method that never gets there counts the whole budget: optimistic)."""
+    (a method that never gets there counts the whole budget: optimistic; one
+    already there at step 0, before training, counts 1 step: a finite,
+    conservative ratio)."""
     num, den, never = [], [], 0
     for k in keys:
         if ("scratch", k) not in by or (method, k) not in by:
@@ -225,8 +271,8 @@ def _speedups(by, keys, method):
         if m is None:
             never += 1
             m = other["steps"]
-        num.append(s)
-        den.append(m)
+        num.append(max(s, 1))
+        den.append(max(m, 1))
     return num, den, never
 
 
@@ -601,6 +647,7 @@ def _group_section(key, s, focus, images):
         [_name(m)] + [(f"{_fmt(v['budget'])}; {v['reached']:.0%} at plateau, step "
                        f"{v['plateau_step']:g}/{v['steps']}") if (v := s["table"][m].get(c))
                       else "—" for c in cells] for m in trained])
+    lines += _headstart_section(s)
     c = s["converge"]
     lines += ["### 1. Converge faster", "",
               "Per episode, scratch's steps to 99% of its plateau accuracy over the method's "
@@ -656,6 +703,27 @@ def _group_section(key, s, focus, images):
     return lines
 
 
+def _headstart_section(s):
+    h = s.get("headstart") or {}
+    cells, lines = s["cells"], []
+    if h.get("step0"):
+        lines += ["### Before training", "",
+                  "Test accuracy (%) at step 0, before any training step (chance: 100/N):", ""]
+        lines += _table(["method"] + cells, [[_name(m)] + [_fmt(v.get(c)) for c in cells]
+                                             for m, v in h["step0"].items()])
+    for key, what in (("vs_base", "its method's (the paper's inheritance of the same "
+                                  "learngene)"),
+                      ("vs_probe", "the linear probe on the ancestry's features")):
+        if h.get(key):
+            lines += [f"Each recipe's final test accuracy minus {what}, in points (paired over "
+                      "episodes):", ""]
+            lines += _table(["recipe", "minus"] + cells + ["pooled"],
+                            [[_name(m), _name(v["other"])]
+                             + [_fmt(v["per_cell"].get(c), True) for c in cells]
+                             + [_fmt(v["pooled"], True)] for m, v in h[key].items()])
+    return lines
+
+
 def _image(images, key, name, caption):
     file = (images or {}).get(key, {}).get(name)
     return [f"![{caption}](images/{file})", ""] if file else []
@@ -689,7 +757,11 @@ def plots(summary, meta, folder):
                 v = s["table"].get(m, {}).get(cell)
                 if v:
                     ax.axhline(v["plateau"]["mean"], color="grey", ls="--", lw=1, label=_name(m))
-            ax.set_xscale("log")
+            if any(c["steps"] and c["steps"][0] == 0 for c in curves.values()):
+                ax.set_xscale("symlog", linthresh=1)  # step 0 (before training) at 0
+                ax.set_xlim(left=0)
+            else:
+                ax.set_xscale("log")
             ax.legend(fontsize=6)
             files[f"curves_{cell}"] = _save(plt, fig, ax, folder / f"curves_{slug}_{cell}.png",
                                             f"{_group_name(key)}, {cell} (mean, band 10-90%)",

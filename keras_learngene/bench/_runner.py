@@ -12,13 +12,21 @@ end, so an interrupted benchmark resumes where it stopped; ancestries and
 learngenes are cached as `.keras` files under `cache/` and reused by
 fingerprint.
 
+A row of a profile is a *recipe* (`Recipe`): a method (`"scratch"`, a
+baseline, or a registered condensing method), optionally followed by parts
+that change how its descendant starts and trains, written
+`<method>+<part>+...` (`"auto+identity+head+gentle"`, see `PARTS`).
+
 Speed: descendants of one setting share one compiled model per (learning
-rate, batch size, head size), whose weights and optimizer state are reset for
-each run, so the backend traces its train and predict functions once.
+rate, batch size, head size, warm-up, per-layer learning-rate factors), whose
+weights and optimizer state are reset for each run, so the backend traces its
+train and predict functions once.
 """
 
+import dataclasses
 import datetime
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -31,7 +39,8 @@ import numpy as np
 from keras_learngene import __version__, datasets, plugins, training
 from keras_learngene import _names as names
 from keras_learngene._condense import condense, make_learngene, resolve_form
-from keras_learngene._inherit import inherit
+from keras_learngene._headstart import head_start
+from keras_learngene._inherit import inherit, inherited_layers
 from keras_learngene.bench import _cost, _stats
 from keras_learngene.bench._profiles import BASELINES, PROBES, get_profile
 from keras_learngene.bench._report import load_records
@@ -41,6 +50,106 @@ from keras_learngene.methods._selection import chain_test
 from keras_learngene.models import build_preset
 
 EVAL_BATCH = 2000  # large evaluation batches: eager backends are slow with small ones
+
+# The parts a recipe may add to a condensing method, in the order they are written.
+PARTS = {
+    "identity": "new units start as the identity (`inherit(fresh_init='identity')`): before "
+                "training the descendant computes its learngene's features",
+    "head": "before training, the batch norms are aligned to the task's images and the head is "
+            "fitted to the descendant's features by logistic regression "
+            "(`keras_learngene.head_start`)",
+    "gentle": f"the inherited layers train at {0.1:g}x the learning rate "
+              "(`compile_model(layer_lr_scales=...)`), with no warm-up",
+}
+GENTLE_SCALE = 0.1  # "gentle": the inherited layers' learning-rate factor
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A row of a profile: a method and the parts added to it.
+
+    `Recipe.parse("auto+identity+head")` is Auto Learngene's learngene, its
+    new units starting as the identity and its head fitted before training;
+    `Recipe.parse("auto")` is the paper's inheritance (random new units and
+    head, every layer at the learning rate, the profile's warm-up).
+
+    Attributes:
+        name: the row's name, as written in the profile.
+        method: the method (a baseline or a registered condensing method).
+        parts: the parts, in `PARTS` order.
+    """
+
+    name: str
+    method: str
+    parts: tuple = ()
+
+    @classmethod
+    def parse(cls, name):
+        """The recipe of a row name; `ValueError` for an unknown or repeated
+        part, parts out of order, or parts on a baseline (only the method
+        itself is checked against the registry: `check`)."""
+        method, *parts = str(name).split("+")
+        if not method:
+            raise ValueError(f"Row {name!r} has no method before its parts.")
+        unknown = [part for part in parts if part not in PARTS]
+        if unknown:
+            raise ValueError(
+                f"Row {name!r}: unknown part{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(repr(u) for u in unknown)}; a row is <method>+<part>+..., the "
+                f"parts among: {', '.join(PARTS)}."
+            )
+        if len(set(parts)) != len(parts):
+            raise ValueError(f"Row {name!r} repeats a part.")
+        ordered = [part for part in PARTS if part in parts]
+        if parts != ordered:
+            raise ValueError(f"Row {name!r}: write its parts in the order "
+                             f"{'+'.join([method] + ordered)!r} (one name per recipe).")
+        if parts and method in BASELINES:
+            raise ValueError(
+                f"Row {name!r}: parts apply to a registered condensing method's descendants, "
+                f"not to the baseline {method!r}."
+            )
+        return cls(str(name), method, tuple(parts))
+
+    @property
+    def identity(self):
+        return "identity" in self.parts
+
+    @property
+    def head(self):
+        return "head" in self.parts
+
+    @property
+    def gentle(self):
+        return "gentle" in self.parts
+
+    @property
+    def fresh_init(self):
+        return "identity" if self.identity else "random"
+
+    def check(self, registry=None):
+        """Validates the method against the registry (and `identity` against
+        its strategy) before any work; returns the registered method, or None
+        for a baseline."""
+        if self.method in BASELINES:
+            return None
+        registry = registry or plugins.registry("methods")
+        method = registry.get(self.method)  # an unknown name fails here
+        if self.identity:
+            strategy = plugins.get_strategy(getattr(method, "strategy", None) or "stack")
+            if "fresh_init" not in inspect.signature(strategy.build).parameters:
+                raise ValueError(
+                    f"Row {self.name!r}: 'identity' does not apply to {self.method!r}, whose "
+                    f"strategy {strategy.name!r} builds its own units (none of them fresh "
+                    "random ones); drop the part."
+                )
+        return method
+
+    def record(self):
+        """What a run record says about the recipe."""
+        return {"base_method": self.method, "parts": list(self.parts),
+                "fresh_init": self.fresh_init, "head_start": self.head,
+                "inherited_lr_scale": GENTLE_SCALE if self.gentle else 1.0}
 
 
 def run_id(data, split, arch, experiment, method, ways, shots, task, lr, batch_size):
@@ -99,7 +208,8 @@ def plan_runs(profile):
 
 class _Checkpoints(keras.callbacks.Callback):
     """Evaluates validation and test accuracy at the given steps of a one-epoch
-    `fit`, in one predict call per checkpoint."""
+    `fit`, in one predict call per checkpoint; step 0 is the model before its
+    first training step."""
 
     def __init__(self, steps, x_val, y_val, x_test, y_test):
         super().__init__()
@@ -111,9 +221,15 @@ class _Checkpoints(keras.callbacks.Callback):
         self.y_val, self.y_test = np.asarray(y_val), np.asarray(y_test)
         self.accuracy, self.seconds = [], 0.0
 
+    def on_train_begin(self, logs=None):
+        if 0 in self.steps:
+            self._evaluate(0)
+
     def on_train_batch_end(self, batch, logs=None):
-        if batch + 1 not in self.steps:
-            return
+        if batch + 1 in self.steps:
+            self._evaluate(batch + 1)
+
+    def _evaluate(self, step):
         start = time.perf_counter()
         if hasattr(self.model, "jax_state_sync"):  # JAX keeps the state outside the model
             self.model.jax_state_sync()
@@ -122,7 +238,7 @@ class _Checkpoints(keras.callbacks.Callback):
         y = np.concatenate([self.y_val, self.y_test])
         hit = np.argmax(logits[:len(y)], -1) == y
         n = len(self.y_val)
-        self.accuracy.append({"step": batch + 1,
+        self.accuracy.append({"step": step,
                               "accuracy": round(float(hit[n:].mean()), 5),
                               "val_accuracy": round(float(hit[:n].mean()), 5) if n else None})
         self.seconds += time.perf_counter() - start
@@ -135,19 +251,27 @@ def _signature(model):
 
 
 class _CompiledModels:
-    """One compiled model per (architecture, learning rate, batch size): a
-    new run copies its initial weights in and zeroes the optimizer state."""
+    """One compiled model per (architecture, learning rate, batch size,
+    warm-up, per-layer learning-rate factors): a new run copies its initial
+    weights in and zeroes the optimizer state.
+
+    `warmup=False` compiles without a warm-up; `layer_lr_scales` (`{layer
+    name: factor}`) gives those layers a scaled learning rate
+    (`training.ScaledAdamW`)."""
 
     def __init__(self, steps, schedule="cosine", warmup_steps=None):
         self.steps, self.models = steps, {}
         self.schedule = schedule
         self.warmup = 0.1 if warmup_steps is None else min(warmup_steps / steps, 0.5)
 
-    def get(self, model, learning_rate, batch_size):
-        key = (_signature(model), learning_rate, batch_size)
+    def get(self, model, learning_rate, batch_size, warmup=True, layer_lr_scales=None):
+        warmup_fraction = self.warmup if warmup else 0.0
+        scales = tuple(sorted((layer_lr_scales or {}).items()))
+        key = (_signature(model), learning_rate, batch_size, warmup_fraction, scales)
         if key not in self.models:
             training.compile_model(model, learning_rate=learning_rate, total_steps=self.steps,
-                                   schedule=self.schedule, warmup_fraction=self.warmup)
+                                   schedule=self.schedule, warmup_fraction=warmup_fraction,
+                                   layer_lr_scales=dict(scales) or None)
             self.models[key] = model
             return model, True
         compiled = self.models[key]
@@ -267,6 +391,7 @@ class _Arch:
         self.anatomy = self.form.split(self.ancestry)
 
     def condense_seed(self, method, task):
+        method = Recipe.parse(method).method
         seeds = self.bench.profile.condense_seeds
         how = "front" if method in BASELINES else method
         return seeds[task % len(seeds)] if plugins.get_method(how).seeded else 0
@@ -275,8 +400,10 @@ class _Arch:
         """The learngene of a method for episode `task` (condensed once per
         condensing seed when the method is seeded, else once; cached on
         disk). `"ancestry"` is every unit, kept by `front`; `"random"` a
-        random valid chain of k units, drawn with the episode's seed."""
+        random valid chain of k units, drawn with the episode's seed. A
+        recipe's learngene is its method's (`Recipe`)."""
         p = self.bench.profile
+        method = Recipe.parse(method).method
         if method == "random":
             return self._random_chain(task)
         how = "front" if method in BASELINES else method
@@ -329,9 +456,11 @@ class _Arch:
         return make_learngene(self.form, self.anatomy, indices, provenance)
 
     def descendant(self, method, task, num_classes):
-        """The initial descendant of a run, and the ancestry units it inherits
-        (`None` for scratch)."""
+        """The initial descendant of a run (a row: a method or a `Recipe`), and
+        the ancestry units it inherits (`None` for scratch)."""
         p = self.bench.profile
+        recipe = Recipe.parse(method)
+        method = recipe.method
         if method == "ancestry":
             learngene = self.learngene("ancestry", task)
             return inherit(learngene, 0, num_classes=num_classes, seed=task), \
@@ -343,7 +472,10 @@ class _Arch:
             return keras.models.clone_model(like), None
         learngene = self.learngene(method, task)
         n_new = new_units_for_depth(learngene, p.k + p.n_fresh)
-        model = inherit(learngene, n_new, num_classes=num_classes, seed=task)
+        # only a recipe with "identity" asks for it: strategies that build their own units
+        # (TLEG's, SWS's) take no fresh_init
+        extra = {"fresh_init": recipe.fresh_init} if recipe.identity else {}
+        model = inherit(learngene, n_new, num_classes=num_classes, seed=task, **extra)
         return model, learngene.provenance["source_units"]
 
     # ---------------------------------------------------------- features
@@ -511,7 +643,7 @@ class Bench:
                 ftr, fte = arch.features("units")[-1]
                 units = list(range(len(arch.anatomy.units)))
             else:
-                method = self.profile.reference
+                method = self.profile.reference  # a condensing method (not a recipe)
                 ftr, fte = arch.features("learngene", arch.condense_seed(method, task))[0]
                 units = arch.learngene(method, task).provenance["source_units"]
             xtr, xva, xte = ftr[tr], fte[va], fte[te]
@@ -526,6 +658,7 @@ class Bench:
 
     def train_run(self, arch, compiled, run):
         p, d = self.profile, arch.setting.data
+        recipe = Recipe.parse(run["method"])
         (x, y), (x_val, y_val), (x_test, y_test) = arch.setting.images(
             run["ways"], run["shots"], run["task"])
         model, units = arch.descendant(run["method"], run["task"], run["ways"])
@@ -533,7 +666,19 @@ class Bench:
         inherited = 0 if units is None else sum(
             int(np.prod(w.shape)) for layer in model.layers for w in layer.weights
             if names.source_of(layer.name) is not None)
-        model, traced = compiled.get(model, run["learning_rate"], run["batch_size"])
+        fitted = None
+        if recipe.head:  # before the weights go into the compiled model
+            start = time.perf_counter()
+            fitted = head_start(model, x, y)
+            fitted["seconds"] = round(time.perf_counter() - start, 2)
+            fitted["train_accuracy"] = round(fitted["train_accuracy"], 5)
+        scales = ({layer: GENTLE_SCALE for layer in inherited_layers(model)}
+                  if recipe.gentle else None)
+        if recipe.gentle and not scales:
+            raise ValueError(f"{run['run_id']}: 'gentle' needs inherited layers; the "
+                             f"descendant has none.")
+        model, traced = compiled.get(model, run["learning_rate"], run["batch_size"],
+                                     warmup=not recipe.gentle, layer_lr_scales=scales)
         keras.utils.set_random_seed(run["seed"])
         batches = training.AugmentedBatches(x, y, run["ways"], run["batch_size"],
                                             seed=run["seed"], steps=d.steps, flip=d.flip)
@@ -565,6 +710,9 @@ class Bench:
             "val_examples": len(y_val),
             "test_examples": len(y_test),
             "backend": keras.backend.backend(),
+            **recipe.record(),
+            "warmup_steps": 0 if recipe.gentle else int(compiled.warmup * d.steps),
+            "head_start": fitted,
             "diverged": None if diverged is None else {
                 "step": None if diverged.step is None else diverged.step + 1,
                 "last_finite_loss": diverged.last_finite_loss},
@@ -577,12 +725,19 @@ class Bench:
                 raise ValueError(f"{d.name}: the last checkpoint must be the step budget "
                                  f"({d.steps}).")
         registry = plugins.registry("methods")
-        for m in p.methods:  # unknown names fail here, before any training
-            if m not in BASELINES:
-                method = registry.get(m)
+        rows = list(p.methods) + list((p.sensitivity or {}).get("methods", ()))
+        for m in dict.fromkeys(rows):  # unknown names and parts fail here, before any training
+            recipe = Recipe.parse(m)
+            method = recipe.check(registry)
+            if method is not None:
+                title = method.title or recipe.method
                 self.meta.setdefault("methods", {})[m] = {
-                    "title": method.title or m, "plugin": registry.plugin_of(m),
-                    "description": method.description}
+                    "title": " + ".join([title] + list(recipe.parts)),
+                    "plugin": registry.plugin_of(recipe.method),
+                    "description": method.description,
+                    **({"base": recipe.method, "parts": list(recipe.parts),
+                        "parts_description": {part: PARTS[part] for part in recipe.parts}}
+                       if recipe.parts else {})}
 
     def run(self, report=True):
         """Runs every unfinished run of the profile, then writes the report."""
@@ -650,7 +805,7 @@ class Bench:
         if key not in self.meta["transfer"]:
             self.say(f"{key}: unit-transfer probe")
             self.transfer(arch)
-        if key not in self.meta["cost"]:
+        if key not in self.meta["cost"] and self.profile.cost_steps:  # 0: no cost figures
             self.meta["cost"][key] = _cost.measure(self, arch)
             self.save_meta()
         return arch
