@@ -12,7 +12,6 @@ learngene) and their names say where they came from:
   of different stages (CNNs); they come on top of the `n_layers` new units.
 """
 
-import inspect
 import os
 
 import keras
@@ -20,7 +19,7 @@ import keras
 from keras_learngene import _names as names
 from keras_learngene import plugins
 from keras_learngene.learngene import Learngene
-from keras_learngene.strategies import FRESH_INITS
+from keras_learngene.strategies import FRESH_INITS, takes_fresh_init
 
 MAX_NEW_LAYERS = 64
 
@@ -134,7 +133,7 @@ def inherit(
         )
     build_kwargs = {}
     if fresh_init != "random":
-        if "fresh_init" not in inspect.signature(chosen.build).parameters:
+        if not takes_fresh_init(chosen):
             raise ValueError(
                 f"fresh_init={fresh_init!r} does not apply to strategy {chosen.name!r}: it "
                 "builds its own units, none of them fresh random ones; leave fresh_init at "

@@ -14,6 +14,7 @@ Every learngene unit appears exactly once as `("learngene", i)`, in order.
 """
 
 import dataclasses
+import inspect
 
 from keras_learngene import _names as names
 
@@ -100,6 +101,13 @@ class Strategy:
             units.append(unit)
             shape = tuple(unit.compute_output_shape((None,) + shape)[1:])
         return units
+
+
+def takes_fresh_init(strategy):
+    """Whether `strategy` builds fresh units whose start `fresh_init` chooses
+    (its `build` takes the argument); strategies that build their own units
+    (TLEG's, SWS's) do not."""
+    return "fresh_init" in inspect.signature(strategy.build).parameters
 
 
 def _fresh_unit(form, sources, i, shape, name, fresh_init="random"):

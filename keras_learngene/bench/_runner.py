@@ -26,7 +26,6 @@ train and predict functions once.
 import dataclasses
 import datetime
 import hashlib
-import inspect
 import json
 import os
 import platform
@@ -48,9 +47,11 @@ from keras_learngene.forms import feature_model
 from keras_learngene.learngene import Learngene, save_atomically
 from keras_learngene.methods._selection import chain_test
 from keras_learngene.models import build_preset
+from keras_learngene.strategies import takes_fresh_init
 
 EVAL_BATCH = 2000  # large evaluation batches: eager backends are slow with small ones
 
+GENTLE_SCALE = 0.1  # "gentle": the inherited layers' learning-rate factor
 # The parts a recipe may add to a condensing method, in the order they are written.
 PARTS = {
     "identity": "new units start as the identity (`inherit(fresh_init='identity')`): before "
@@ -58,10 +59,9 @@ PARTS = {
     "head": "before training, the batch norms are aligned to the task's images and the head is "
             "fitted to the descendant's features by logistic regression "
             "(`keras_learngene.head_start`)",
-    "gentle": f"the inherited layers train at {0.1:g}x the learning rate "
+    "gentle": f"the inherited layers train at {GENTLE_SCALE:g}x the learning rate "
               "(`compile_model(layer_lr_scales=...)`), with no warm-up",
 }
-GENTLE_SCALE = 0.1  # "gentle": the inherited layers' learning-rate factor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +137,7 @@ class Recipe:
         method = registry.get(self.method)  # an unknown name fails here
         if self.identity:
             strategy = plugins.get_strategy(getattr(method, "strategy", None) or "stack")
-            if "fresh_init" not in inspect.signature(strategy.build).parameters:
+            if not takes_fresh_init(strategy):
                 raise ValueError(
                     f"Row {self.name!r}: 'identity' does not apply to {self.method!r}, whose "
                     f"strategy {strategy.name!r} builds its own units (none of them fresh "
