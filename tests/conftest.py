@@ -117,6 +117,22 @@ def tiny_data(n=96, classes=3, seed=0, shape=TINY_SHAPE):
     return x, y.astype("int64")
 
 
+def forged_npz(path, shape, dtype="<f4", data=b"\0" * 64):
+    """An .npz whose 'x' header claims `shape` but holds only `data`."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    labels = io.BytesIO()
+    np.save(labels, np.zeros(4, np.int64))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", header.getvalue() + data)
+        archive.writestr("y.npy", labels.getvalue())
+    return str(path)
+
+
 def train_briefly(model, x, y, epochs=2):
     from keras_learngene import training
 

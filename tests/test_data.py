@@ -6,7 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import TINY_BUILDERS, tiny_data
+from conftest import TINY_BUILDERS, forged_npz, tiny_data
 
 from keras_learngene import _data, training
 from keras_learngene.datasets import (
@@ -254,6 +254,41 @@ def test_npz_errors(tmp_path):
         load_npz(path)
     with pytest.raises(FileNotFoundError):
         load_npz(tmp_path / "none.npz")
+
+
+@pytest.mark.once
+def test_npz_files_numpy_cannot_read(tmp_path):
+    """Each names the file and the key and says how to write the file, and a
+    header's claim is checked against the file before anything is allocated."""
+    fix = "write it with np.savez\\(path, x=images, y=labels\\)"
+    path = forged_npz(tmp_path / "big.npz", (550_000_000,))
+    with pytest.raises(ValueError, match="big.npz': the header of 'x' claims 2.2 GB \\(shape "
+                       "\\(550000000,\\), float32\\) but the file holds at most 64 bytes of it: "
+                       f"the file is truncated or damaged; {fix}"):
+        load_npz(path)
+    path = forged_npz(tmp_path / "huge.npz", (10**6, 10**6), dtype="|u1")  # no MemoryError
+    with pytest.raises(ValueError, match="huge.npz': the header of 'x' claims 1 TB"):
+        load_npz(path)
+    path = tmp_path / "ragged.npz"
+    np.savez(path, x=np.array([np.zeros((2, 2)), np.zeros((3, 3))], dtype=object), y=[0, 1])
+    with pytest.raises(ValueError, match="ragged.npz': 'x' holds Python objects .* resize the "
+                       f"images to one size, np.stack them as uint8 and {fix}"):
+        load_npz(path)
+    (tmp_path / "notes.npz").write_text("this is not an npz\n")
+    with pytest.raises(ValueError, match="notes.npz' is not a NumPy .npz file: it is not a zip "
+                       f"archive \\(19 bytes, starting with b'this is '\\); {fix}"):
+        load_npz(tmp_path / "notes.npz")
+    np.save(tmp_path / "one.npy", X)
+    os.rename(tmp_path / "one.npy", tmp_path / "one.npz")
+    with pytest.raises(ValueError, match="one.npz' is a single .npy array, not an .npz archive"):
+        load_npz(tmp_path / "one.npz")
+    whole = (tmp_path / "ok.npz")
+    np.savez_compressed(whole, x=X, y=Y)  # a compressed file passes the size check
+    assert len(load_npz(whole, test_fraction=0).x_train) == len(X)
+    (tmp_path / "cut.npz").write_bytes(whole.read_bytes()[:-30])
+    with pytest.raises(ValueError, match="cut.npz' is not a NumPy .npz file: it starts like a "
+                       "zip archive but its end is missing"):
+        load_npz(tmp_path / "cut.npz")
 
 
 def test_load_data_follows_the_model(tmp_path):

@@ -6,9 +6,10 @@ still carry that row (the same command, code and message)."""
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_BUILDERS
+from conftest import TINY_BUILDERS, forged_npz
 
 from keras_learngene.cli import cli
 
@@ -75,6 +76,14 @@ SAMPLE = [
      "it is not a zip archive (20 bytes, starting with b'this is '); re-save or re-download"),
     ("an ancestry instead of a learngene (`inherit`, `inspect`)", ["inspect", "vit.keras"],
      None),
+    ("`--data big.npz` whose header claims more than the file holds (truncated, damaged, "
+     "forged)", ["train", "--preset", "vit_tiny", "--data", "big.npz"], None),
+    ("`--data ragged.npz` holding an object array (e.g. images of different sizes)",
+     ["train", "--preset", "vit_tiny", "--data", "ragged.npz"], None),
+    ("`--data notes.npz`, a text file", ["train", "--preset", "vit_tiny", "--data", "notes.npz"],
+     None),
+    ("`--data one.npz`, a single array saved with `np.save`",
+     ["train", "--preset", "vit_tiny", "--data", "one.npz"], None),
 ]
 
 
@@ -88,6 +97,12 @@ def folder(tmp_path_factory):
     (folder / "notes.keras").write_bytes(b"this is not a model\n")
     (folder / "lg.keras").write_bytes(b"old")
     (folder / "empty_folder").mkdir()
+    forged_npz(folder / "big.npz", (550_000_000,))
+    np.savez(folder / "ragged.npz", x=np.array([np.zeros((2, 2)), np.zeros((3, 3))], dtype=object),
+             y=[0, 1])
+    (folder / "notes.npz").write_text("this is not an npz\n")
+    with open(folder / "one.npz", "wb") as f:
+        np.save(f, np.zeros((4, 8, 8), np.uint8))
     return folder
 
 

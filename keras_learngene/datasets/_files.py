@@ -7,6 +7,7 @@ Image folders are read with Pillow (`pip install pillow`), not with TensorFlow.
 
 import os
 import re
+import zipfile
 
 import numpy as np
 
@@ -219,6 +220,81 @@ def _npz_labels(y, file, key, count):
     return y
 
 
+_SAVE_HINT = "write it with np.savez(path, x=images, y=labels)"
+
+
+def _open_npz(path):
+    """`np.load(path)` of an .npz file, or a ValueError that says what the file is instead."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(np.lib.format.MAGIC_PREFIX):
+        raise ValueError(f"{path!r} is a single .npy array, not an .npz archive of 'x' and 'y'; "
+                         f"{_SAVE_HINT}.")
+    if not zipfile.is_zipfile(path):
+        size = os.path.getsize(path)
+        what = ("it starts like a zip archive but its end is missing: the file is truncated"
+                if head.startswith(b"PK\x03\x04") else
+                f"it is not a zip archive ({size} bytes, starting with {head!r})")
+        raise ValueError(f"{path!r} is not a NumPy .npz file: {what}; {_SAVE_HINT}.")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as error:  # noqa: BLE001 - a damaged zip archive
+        raise ValueError(f"{path!r} is not a readable .npz file ({error}); "
+                         f"{_SAVE_HINT}.") from error
+
+
+def _npz_array(archive, path, key):
+    """`archive[key]`, once its header is known to fit the file: a damaged or forged header
+    (a claim of a terabyte in a few bytes) must not make numpy allocate what it claims."""
+    name = f"{key}.npy"
+    if name in archive.zip.namelist():
+        info = archive.zip.getinfo(name)
+        try:
+            with archive.zip.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+                header = member.tell()
+        except Exception as error:  # noqa: BLE001 - a damaged member
+            raise ValueError(f"{path!r}: {key!r} is not a readable array ({error}); "
+                             f"{_SAVE_HINT}.") from error
+        if dtype.hasobject:
+            raise ValueError(
+                f"{path!r}: {key!r} holds Python objects (dtype object, e.g. images of different "
+                "sizes), which are not loaded: unpickling them could run code. Store one numeric "
+                "array: resize the images to one size, np.stack them as uint8 and "
+                f"{_SAVE_HINT}."
+            )
+        claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize  # a Python int: no overflow
+        held = info.file_size - header
+        if info.compress_type == zipfile.ZIP_STORED:
+            held = min(held, os.path.getsize(path))
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            held = min(held, 1032 * info.compress_size)  # deflate expands 1032-fold at most
+        if claimed > held:
+            raise ValueError(
+                f"{path!r}: the header of {key!r} claims {_size(claimed)} (shape {shape}, "
+                f"{dtype}) but the file holds at most {_size(max(held, 0))} of it: the file is "
+                f"truncated or damaged; {_SAVE_HINT}."
+            )
+    try:
+        return archive[key]
+    except Exception as error:  # noqa: BLE001 - corrupt data, or too large for memory
+        raise ValueError(f"{path!r}: cannot read {key!r} ({type(error).__name__}: {error}); "
+                         f"{_SAVE_HINT}.") from error
+
+
+def _size(count):
+    """A byte count in words: 64 -> '64 bytes', 2.2e9 -> '2.2 GB'."""
+    if count < 1000:
+        return f"{count} bytes"
+    for unit in ("kB", "MB", "GB", "TB"):
+        count /= 1000
+        if count < 1000 or unit == "TB":
+            return f"{count:.3g} {unit}"
+
+
 def load_npz(path, test_fraction=0.2, seed=0):
     """Loads images and labels from a NumPy `.npz` file as a `Task`.
 
@@ -238,8 +314,10 @@ def load_npz(path, test_fraction=0.2, seed=0):
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: a missing key, shapes or values that do not fit, naming
-            the file and the key.
+        ValueError: a missing key, shapes or values that do not fit, an
+            object array, a file that is no .npz archive, or an array whose
+            header claims more bytes than the file holds (checked before
+            anything is allocated), naming the file and the key.
 
     Example:
     ```python
@@ -250,10 +328,7 @@ def load_npz(path, test_fraction=0.2, seed=0):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No .npz file at {path!r}.")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as error:  # noqa: BLE001 - not an npz, corrupt, ...
-        raise ValueError(f"Cannot read {path!r} as a NumPy .npz file: {error}") from error
+    archive = _open_npz(path)
     with archive:
         keys = set(archive.files)
         for key in ("x", "y"):
@@ -266,14 +341,15 @@ def load_npz(path, test_fraction=0.2, seed=0):
         if ("x_test" in keys) != ("y_test" in keys):
             missing = "y_test" if "x_test" in keys else "x_test"
             raise ValueError(f"{path!r} has no key {missing!r}: give x_test and y_test together.")
-        x = _npz_images(archive["x"], path, "x")
-        y = _npz_labels(archive["y"], path, "y", len(x))
+        x = _npz_images(_npz_array(archive, path, "x"), path, "x")
+        y = _npz_labels(_npz_array(archive, path, "y"), path, "y", len(x))
         if not len(x):
             raise ValueError(f"{path!r}: 'x' holds no images.")
         x_test = y_test = None
         if "x_test" in keys:
-            x_test = _npz_images(archive["x_test"], path, "x_test")
-            y_test = _npz_labels(archive["y_test"], path, "y_test", len(x_test))
+            x_test = _npz_images(_npz_array(archive, path, "x_test"), path, "x_test")
+            y_test = _npz_labels(_npz_array(archive, path, "y_test"), path, "y_test",
+                                 len(x_test))
             if x_test.shape[1:] != x.shape[1:]:
                 raise ValueError(
                     f"{path!r}: 'x_test' images have shape {x_test.shape[1:]}, 'x' images "
@@ -281,7 +357,8 @@ def load_npz(path, test_fraction=0.2, seed=0):
                 )
         high = int(max(y.max(), y_test.max() if y_test is not None and y_test.size else 0))
         if "class_names" in keys:
-            names = tuple(str(n) for n in np.asarray(archive["class_names"]).ravel())
+            names = np.asarray(_npz_array(archive, path, "class_names")).ravel()
+            names = tuple(str(n) for n in names)
             if len(names) <= high:
                 raise ValueError(
                     f"{path!r}: 'class_names' has {len(names)} names, but labels go up to {high}."
