@@ -233,7 +233,8 @@ def cli(verbose):
               help="Probe classes: base, novel, all, script:<name> (glyphs) or ids like 1,3,5.")
 @click.option("--data", "data_path", type=click.Path(exists=True), default=None,
               help="Your own data instead of --dataset: a folder with one sub-folder of images "
-              "per class, or an .npz with x, y (and optional x_test, y_test).")
+              "per class, or an .npz with x, y (and optional x_test, y_test). Condensing probes "
+              "with every image (an .npz's x; x_test is left out).")
 @click.option("--image-size", default=None, metavar="HxW",
               help="With --data: resize images to HxW [default: the model's input size].")
 @click.option("--color-mode", type=click.Choice(["grayscale", "rgb", "rgba"]), default=None,
@@ -288,7 +289,9 @@ def condense(ancestry, dataset, classes, data_path, image_size, color_mode, num_
     _progress(f"backend: {_backend()}")
     model = (klg.load_shipped_ancestry(shipped) if shipped is not None
              else load_keras(ancestry, what="ancestry"))
-    task = _load_task(dataset, classes, data_path, image_size, color_mode, model.input_shape)
+    # every probe image the user gave: a held-out split would only shrink the probe set
+    task = _load_task(dataset, classes, data_path, image_size, color_mode, model.input_shape,
+                      test_fraction=0)
     _progress(f"condensing {model.name} with {method} on {task.name} "
               f"({len(task.x_train)} images given{'' if chosen.needs_data else ', unused'})")
     with _keras_logs_to_stderr():
@@ -319,8 +322,9 @@ def _shipped_ancestry_name(ancestry):
 
 
 def _load_task(dataset, classes, data_path, image_size, color_mode, input_shape, shots=None,
-               seed=0):
-    """The built-in data set, or the user's `--data` shaped like the model's input."""
+               seed=0, test_fraction=0.2):
+    """The built-in data set, or the user's `--data` shaped like the model's input (with
+    `test_fraction` of each class held out when the data has no test split of its own)."""
     import keras_learngene as klg
 
     if data_path is None:
@@ -329,7 +333,7 @@ def _load_task(dataset, classes, data_path, image_size, color_mode, input_shape,
         return klg.datasets.load_task(dataset, classes=_parse_classes(classes), shots=shots,
                                       seed=seed)
     task = klg.datasets.load_data(data_path, image_size=image_size, color_mode=color_mode,
-                                  input_shape=input_shape, seed=seed)
+                                  input_shape=input_shape, test_fraction=test_fraction, seed=seed)
     if shots is not None:
         keep = klg.datasets.sample_shots(task.y_train, shots, seed)
         task = dataclasses.replace(task, x_train=task.x_train[keep], y_train=task.y_train[keep],

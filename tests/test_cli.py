@@ -154,6 +154,27 @@ def test_diverged_training_fails_and_saves_nothing(runner, tmp_path):
     assert not out.exists()
 
 
+def test_condense_probes_with_every_image_of_data(runner, ancestry_file, tmp_path):
+    """`condense --data` uses all the user's images (36 pass the 32-image floor; a
+    held-out fifth left 29 and was refused); `train --data` still holds a fifth out."""
+    import numpy as np
+
+    from keras_learngene.cli import _load_task
+
+    task = klg.datasets.load_task("embedded", classes="base")
+    data = tmp_path / "mine.npz"
+    np.savez(data, x=(task.x_train[:36, ..., 0] * 255).astype(np.uint8), y=task.y_train[:36])
+    out = tmp_path / "lg.keras"
+    result = invoke(runner, ["condense", "--ancestry", ancestry_file, "--data", str(data),
+                             "--num-units", "2", "--pseudo-epochs", "1", "--quiet",
+                             "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "(36 images given)" in result.stderr
+    assert klg.Learngene.load(str(out)).provenance["probe_examples"] == 36
+    held = _load_task(None, "all", str(data), None, None, (None, 28, 28, 1))  # as train does
+    assert len(held.x_train) + len(held.x_test) == 36 and len(held.x_test) >= 6
+
+
 def test_existing_output_is_kept(runner, tmp_path):
     out = tmp_path / "lg.keras"
     out.write_bytes(b"keep me")
