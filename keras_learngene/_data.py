@@ -18,6 +18,7 @@ recognised by its type's module and its `as_numpy_iterator` method.
 """
 
 import itertools
+import os
 
 import numpy as np
 
@@ -25,6 +26,9 @@ _KINDS = (
     "a tuple (x, y) of arrays, a tf.data.Dataset or keras.utils.PyDataset of (x, y) batches, "
     "or a generator / iterable of (x, y) batches"
 )
+
+
+_ENDLESS_FIX = "Make it end, e.g. itertools.islice(generator, n_batches)."
 
 
 def _has_shape(obj):
@@ -192,7 +196,8 @@ def _raw_elements(data, name):
     return iter(data), None
 
 
-def iter_batches(data, batch_size=256, *, x_rank=None, name="data"):
+def iter_batches(data, batch_size=256, *, x_rank=None, name="data", same_shape=False,
+                 max_batches=None):
     """Streams `data` as numpy `(x, y)` batches.
 
     Args:
@@ -203,6 +208,11 @@ def iter_batches(data, batch_size=256, *, x_rank=None, name="data"):
             batches of another rank are refused, and a source yielding
             examples of that rank is batched.
         name: the argument's name, for error messages.
+        same_shape: refuse a batch whose images differ in shape from the
+            first batch's (single examples gathered into a batch must agree
+            anyway), naming both batches.
+        max_batches: read at most this many elements of a source (Keras'
+            `steps_per_epoch`); arrays are read whole.
 
     Yields:
         `(x, y)`: float images (uint8 scaled to `[0, 1]`) and int64 labels.
@@ -228,9 +238,18 @@ def iter_batches(data, batch_size=256, *, x_rank=None, name="data"):
                    _labels(np.asarray(y[start:start + batch_size]), name))
         return
     elements, batched = _raw_elements(data, name)
-    pending, count = [], 0
-    for element in elements:
+    pending, count, first = [], 0, None
+    for index, element in enumerate(itertools.islice(elements, max_batches)):
         x, y, is_batch = _batch(element, name, x_rank, batched)
+        if first is None:
+            first = (index, x.shape[1:])
+        elif (same_shape or not is_batch) and x.shape[1:] != first[1]:
+            what = "batch" if is_batch else "example"
+            raise ValueError(
+                f"{name} yields images of different shapes: {what} {index} holds images of "
+                f"shape {x.shape[1:]}, but {what} {first[0]} held {first[1]} (counting from 0). "
+                "Every batch must hold images of one shape: resize them to one size."
+            )
         count += len(x)
         if not is_batch:  # single examples: gather them into batches
             pending.append((x, y))
@@ -254,18 +273,25 @@ def _concat(batches):
     return (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
 
 
-def to_arrays(data, limit=None, *, x_rank=None, name="data"):
-    """Collects `data` (or its first `limit` examples) into numpy arrays.
+def to_arrays(data, limit=None, *, x_rank=None, name="data", max_batches=None,
+              endless_fix=_ENDLESS_FIX):
+    """Collects `data` (or its first `limit` examples, or `max_batches`
+    batches) into numpy arrays.
 
-    A finite data set is needed when `limit` is None: an infinite
+    A finite data set is needed when neither bounds it: an infinite
     `tf.data.Dataset` (`.repeat()`) or `PyDataset` is refused; a generator
-    that never ends cannot be detected and is read until memory runs out.
+    that never ends (Keras' `while True` idiom) cannot be told from a long
+    one, so it is refused once its images fill half the machine's memory
+    (`collect_limit()`; concatenating them would need the other half).
 
     Args:
         data: any of the kinds in this module's docstring.
         limit: the most examples to collect; None for all of them.
         x_rank: the rank of one example (see `iter_batches`).
         name: the argument's name, for error messages.
+        max_batches: the most elements of a source to read (see
+            `iter_batches`); None for all of them.
+        endless_fix: what the endless-source message tells the user to do.
 
     Returns:
         `(x, y)`: float images (uint8 scaled to `[0, 1]`) and int64 labels.
@@ -281,7 +307,7 @@ def to_arrays(data, limit=None, *, x_rank=None, name="data"):
     """
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int or None, got {limit!r}.")
-    if limit is None:
+    if limit is None and max_batches is None:
         if _is_tf_dataset(data) and _tf_infinite(data):
             raise ValueError(f"{name} is an infinite tf.data.Dataset (repeated); pass a "
                              "finite one, e.g. without .repeat() or with .take(n).")
@@ -296,20 +322,35 @@ def to_arrays(data, limit=None, *, x_rank=None, name="data"):
             raise ValueError(f"{name} is empty: it holds no examples.")
         stop = len(x) if limit is None else min(limit, len(x))
         return _images(np.asarray(x[:stop]), name, x_rank), _labels(np.asarray(y[:stop]), name)
-    xs, ys, count = [], [], 0
+    xs, ys, count, held = [], [], 0, 0
+    most = collect_limit() if limit is None and max_batches is None else None
     for x, y in iter_batches(data, batch_size=256 if limit is None else min(limit, 256),
-                             x_rank=x_rank, name=name):
+                             x_rank=x_rank, name=name, same_shape=True,
+                             max_batches=max_batches):
         if limit is not None and count + len(x) > limit:
             x, y = x[:limit - count], y[:limit - count]
         xs.append(x)
         ys.append(y)
         count += len(x)
+        held += x.nbytes
         if limit is not None and count >= limit:
             break
-    shapes = {tuple(x.shape[1:]) for x in xs}
-    if len(shapes) > 1:
-        raise ValueError(f"{name} yields images of different shapes: {sorted(shapes)}.")
+        if most is not None and held > most:
+            raise ValueError(
+                f"{name} has yielded {count:,} images ({held / 2**30:.3g} GiB, more than half "
+                "this machine's memory) and has not ended: is it an endless generator (Keras' "
+                f"`while True` idiom)? {endless_fix}"
+            )
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def collect_limit():
+    """The most bytes of images `to_arrays` collects from a source of unknown
+    length: half the machine's memory (8 GiB where that is unknown)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (AttributeError, ValueError, OSError):  # not on Windows
+        return 8 * 2**30
 
 
 def resolve(x, y=None, *, x_rank=None, name="x"):

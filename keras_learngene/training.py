@@ -399,6 +399,7 @@ def train(
     flip=True,
     warmup_fraction=0.1,
     inherited_lr_scale=1.0,
+    steps_per_epoch=None,
 ):
     """Trains `model` on `(x, y)` with the library's recipe.
 
@@ -409,7 +410,10 @@ def train(
     `keras_learngene._data.to_arrays`: one-hot labels become ints, uint8
     images float32 in `[0, 1]`), so that the recipe's seeded shuffling and
     augmentation apply to it as to arrays; it must be finite and fit in memory.
-    `validation_data` takes the same kinds.
+    An endless one (Keras' `while True` generator, `dataset.repeat()`) needs
+    `steps_per_epoch`, as in `keras.Model.fit`: its first `steps_per_epoch`
+    batches are collected and make each epoch. `validation_data` takes the
+    same kinds.
 
     Args:
         model: a `keras.Model` that outputs logits, one per class.
@@ -446,6 +450,9 @@ def train(
             of a descendant's inherited layers (`inherited_layers`: its
             inherited stem, units and copies); fresh units and the head train
             at `learning_rate`. 1 trains every layer alike; 0 freezes them.
+        steps_per_epoch: with a data set `x` (`y=None`), the batches of it
+            read (the first ones it yields); they are collected and trained on
+            for `epochs` epochs. Needed for an endless source.
 
     Returns:
         A dict with the Keras `history`, `seconds` of training, the
@@ -471,8 +478,20 @@ def train(
     ```
     """
     num_classes = model.output_shape[-1]
+    if steps_per_epoch is not None and (y is not None or _data.is_arrays(x)):
+        raise ValueError(
+            f"steps_per_epoch={steps_per_epoch!r} applies to a data set x (a generator, "
+            "tf.data.Dataset or PyDataset, with y=None); with arrays an epoch is one pass over "
+            "them: leave it at None."
+        )
+    if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int)
+                                        or steps_per_epoch < 1):
+        raise ValueError(f"steps_per_epoch={steps_per_epoch!r} must be a positive int.")
     if y is None:  # a data set: collected, so the shuffled, augmented recipe applies
-        x, y = _data.to_arrays(x, x_rank=_data.example_rank(model), name="x")
+        x, y = _data.to_arrays(
+            x, x_rank=_data.example_rank(model), name="x", max_batches=steps_per_epoch,
+            endless_fix="Pass steps_per_epoch=N to train on its first N batches, as "
+            "keras.Model.fit does.")
     if validation_data is not None and not _data.is_arrays(validation_data):
         validation_data = _data.to_arrays(validation_data, x_rank=_data.example_rank(model),
                                           name="validation_data")

@@ -104,8 +104,13 @@ def test_misshaped_data_is_refused():
         _data.to_arrays([(X[:2], np.array([0.5, 1.0]))])
     with pytest.raises(ValueError, match="sample_weight"):
         _data.to_arrays([(X[:2], Y[:2], np.ones(2))])
-    with pytest.raises(ValueError, match="different shapes"):
-        _data.to_arrays([(X[:2], Y[:2]), (np.zeros((2, 4, 4, 1)), Y[:2])])
+    with pytest.raises(ValueError, match="data yields images of different shapes: batch 2 "
+                       "holds images of shape \\(4, 4, 1\\), but batch 0 held \\(8, 8, 1\\) "
+                       "\\(counting from 0\\). Every batch must hold images of one shape"):
+        _data.to_arrays([(X[:2], Y[:2]), (X[2:4], Y[2:4]), (np.zeros((2, 4, 4, 1)), Y[:2])])
+    with pytest.raises(ValueError, match="example 1 holds images of shape \\(4, 4, 1\\), but "
+                       "example 0 held \\(8, 8, 1\\)"):  # single examples gathered
+        _data.to_arrays([(X[0], Y[0]), (np.zeros((4, 4, 1)), Y[1])])
     with pytest.raises(TypeError, match="validation_data must be a tuple"):
         _data.to_arrays(42, name="validation_data")
 
@@ -119,6 +124,59 @@ def test_empty_and_infinite_data_are_refused():
         _data.to_arrays(tf_dataset().repeat(), name="x")
     x, _ = _data.to_arrays(tf_dataset().repeat(), limit=40)  # with a limit it is fine
     assert len(x) == 40
+
+
+class Endless:
+    """Keras' `while True` generator of batches, counting what was pulled; it fails
+    the test instead of hanging if the library reads far past where it must stop."""
+
+    def __init__(self, most=200):
+        self.pulled, self.most = 0, most
+
+    def __iter__(self):
+        while True:
+            self.pulled += 1
+            assert self.pulled <= self.most, "the library kept reading an endless generator"
+            yield X[:16], Y[:16]
+
+
+@pytest.mark.once
+def test_an_endless_generator_is_stopped_with_a_message(monkeypatch):
+    monkeypatch.setattr(_data, "collect_limit", lambda: 10 * X[:16].nbytes)  # "half the memory"
+    source = Endless()
+    with pytest.raises(ValueError, match="x has yielded 176 images .* and has not ended: is it an "
+                       "endless generator \\(Keras' `while True` idiom\\)\\? Pass "
+                       "steps_per_epoch=N to train on its first N batches"):
+        training.train(TINY_BUILDERS["vgg"](), iter(source), verbose=0)
+    assert source.pulled == 11
+    with pytest.raises(ValueError, match="Make it end, e.g. itertools.islice"):
+        _data.to_arrays(iter(Endless()))
+    with pytest.raises(ValueError, match="steps_per_epoch=3 applies to a data set x"):
+        training.train(TINY_BUILDERS["vgg"](), X, Y, steps_per_epoch=3)
+    with pytest.raises(ValueError, match="steps_per_epoch=0 must be a positive int"):
+        training.train(TINY_BUILDERS["vgg"](), iter(Endless()), steps_per_epoch=0)
+
+
+@pytest.mark.once
+def test_condense_names_the_batch_that_changes_shape():
+    import keras_learngene as klg
+
+    def batches():
+        yield X[:16], Y[:16]
+        yield X[16:32, :6, :6], Y[16:32]
+
+    with pytest.raises(ValueError, match="data yields images of different shapes: batch 1 holds "
+                       "images of shape \\(6, 6, 1\\), but batch 0 held \\(8, 8, 1\\)"):
+        klg.condense(TINY_BUILDERS["vit"](), batches(), num_units=1)
+
+
+def test_train_takes_steps_per_epoch_of_an_endless_generator():
+    source = Endless()
+    model = TINY_BUILDERS["vgg"]()
+    result = training.train(model, iter(source), steps_per_epoch=3, epochs=2, batch_size=16,
+                            augment=False, verbose=0)
+    assert source.pulled == 3  # Keras' idiom: the first 3 batches make each epoch
+    assert len(result["history"]["loss"]) == 2
 
 
 # ---- train and evaluate -------------------------------------------------------------
