@@ -1,7 +1,10 @@
 """Inheriting: build a descendant model from a learngene.
 
 A descendant is `stem -> units -> new head`, where the units are laid out by
-an inheritance strategy from the learngene's units and `n_layers` new ones.
+an inheritance strategy from the learngene's units and new ones. Its size is
+given one of two ways, the same for every strategy: `n_layers` new units (the
+units that are not a learngene unit taken as it is), or `depth`, all its
+units (`keras_learngene.strategies`).
 Inherited layers are copies (training a descendant never changes its
 learngene) and their names say where they came from:
 
@@ -22,6 +25,7 @@ from keras_learngene.learngene import Learngene
 from keras_learngene.strategies import FRESH_INITS, takes_fresh_init
 
 MAX_NEW_LAYERS = 64
+MAX_DEPTH = 128
 
 
 def _as_learngene(model, data, condense_kwargs):
@@ -48,8 +52,9 @@ def _as_learngene(model, data, condense_kwargs):
 
 def inherit(
     model,
-    n_layers,
+    n_layers=None,
     *,
+    depth=None,
     num_classes,
     strategy=None,
     input_shape=None,
@@ -62,8 +67,8 @@ def inherit(
     name="descendant",
     fresh_init="random",
 ):
-    """Builds a descendant: the learngene's units plus `n_layers` new units
-    and a new classification head.
+    """Builds a descendant: the learngene's units plus new units and a new
+    classification head. Give its size as `n_layers` or as `depth`.
 
     Args:
         model: a `Learngene`, a path to a learngene `.keras` file, or a plain
@@ -71,7 +76,16 @@ def inherit(
             default method (Auto Learngene) on `data`; without `data` this
             raises, so a descendant never silently starts from random or
             unselected weights.
-        n_layers: number of new units (0 or more), laid out by `strategy`.
+        n_layers: number of new units (0 or more), laid out by `strategy`:
+            every unit that is not a learngene unit taken as it is (fresh
+            units and copies). `stack` puts them on the learngene's units, so
+            the descendant has `len(learngene.learngene_units) + n_layers`;
+            TLEG's `linear_expansion` builds every unit anew from `theta_A`
+            and `theta_B`, so its descendant has `n_layers`.
+        depth: instead of `n_layers`, the descendant's number of units in
+            all, learngene units included (the stem, the head and the bridges
+            a CNN learngene carries are not counted); the strategy says which
+            new units that takes (`Strategy.new_units`).
         num_classes: logits of the new head.
         strategy: a registered strategy; default: the one the learngene's
             method asks for (its provenance's `strategy`, `"stack"` for the
@@ -100,8 +114,9 @@ def inherit(
         A Functional `keras.Model` that outputs logits.
 
     Raises:
-        ValueError: negative or absurd `n_layers`, unknown strategy, shapes or
-            channels that do not fit, `fresh_init="identity"` with a form that
+        ValueError: both or neither of `n_layers` and `depth`, a negative or
+            absurd one, a depth the strategy cannot build, unknown strategy,
+            shapes or channels that do not fit, `fresh_init="identity"` with a form that
             has no identity unit for the learngene's units or a strategy that
             builds no fresh units.
 
@@ -109,16 +124,14 @@ def inherit(
     ```python
     descendant = keras_learngene.inherit("learngene.keras", n_layers=2, num_classes=4)
     descendant.summary()
+    # or by its depth: 5 units in all, whatever the strategy
+    descendant = keras_learngene.inherit("learngene.keras", depth=5, num_classes=4)
     ```
     """
-    if not isinstance(n_layers, int) or isinstance(n_layers, bool) or not (
-            0 <= n_layers <= MAX_NEW_LAYERS):
-        raise ValueError(
-            f"n_layers={n_layers!r}: the number of new units must be an int from 0 to "
-            f"{MAX_NEW_LAYERS}."
-        )
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes={num_classes!r} must be a positive int.")
+    _check_size(n_layers, depth)
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes={num_classes!r} must be an int of at least 2: a head "
+                         "of one output cannot learn (the softmax of one logit is always 1).")
     if fresh_init not in FRESH_INITS:
         raise ValueError(f"fresh_init={fresh_init!r}: choose one of {', '.join(FRESH_INITS)}.")
     learngene = _as_learngene(model, data, condense_kwargs)
@@ -140,7 +153,11 @@ def inherit(
                 "'random' (head_start still fits a head to its descendants)."
             )
         build_kwargs["fresh_init"] = fresh_init
-    chosen.layout(len(learngene.learngene_units), n_layers)  # a bad plan fails before work
+    num_units = len(learngene.learngene_units)
+    if depth is not None:  # the strategy says what it builds at that depth
+        chosen.layout_at_depth(num_units, depth)
+        n_layers = chosen.new_units(num_units, depth)
+    chosen.layout(num_units, n_layers)  # a bad plan fails before work
     input_shape = tuple(input_shape or learngene.image_shape)
     if len(input_shape) != len(learngene.image_shape):
         raise ValueError(
@@ -166,6 +183,29 @@ def inherit(
         for layer in inherited_layers(descendant):
             descendant.get_layer(layer).trainable = False
     return descendant
+
+
+def _check_size(n_layers, depth):
+    """Exactly one of `n_layers` and `depth`, each an int in its range."""
+    def is_int(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if (n_layers is None) == (depth is None):
+        raise ValueError(
+            "inherit() takes the descendant's size as n_layers (its new units: those that are "
+            "not a learngene unit taken as it is) or as depth= (all its units, learngene units "
+            f"included); got {'both' if depth is not None else 'neither'}."
+        )
+    if n_layers is not None and not (is_int(n_layers) and 0 <= n_layers <= MAX_NEW_LAYERS):
+        raise ValueError(
+            f"n_layers={n_layers!r}: the number of new units (those that are not a learngene "
+            f"unit taken as it is) must be an int from 0 to {MAX_NEW_LAYERS}."
+        )
+    if depth is not None and not (is_int(depth) and 1 <= depth <= MAX_DEPTH):
+        raise ValueError(
+            f"depth={depth!r}: the number of all the descendant's units (learngene units "
+            f"included; not the stem, head or bridges) must be an int from 1 to {MAX_DEPTH}."
+        )
 
 
 def inherited_layers(model):

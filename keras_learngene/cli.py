@@ -376,8 +376,12 @@ def _condense_table(learngene, out):
 # ------------------------------------------------------------------------ inherit
 @cli.command()
 @click.argument("learngene_path", metavar="LEARNGENE", type=click.Path(dir_okay=False))
-@click.option("--n-layers", type=click.IntRange(min=0), required=True,
-              help="New units to add (for TLEG-style learngenes: the descendant's depth).")
+@click.option("--n-layers", type=click.IntRange(min=0), default=None,
+              help="New units: every unit that is not a learngene unit taken as it is (give "
+              "this or --depth).")
+@click.option("--depth", type=click.IntRange(min=1), default=None,
+              help="All the descendant's units, the learngene's included (not the stem, head "
+              "or bridges); the strategy decides how many are new.")
 @click.option("--num-classes", type=click.IntRange(min=1), required=True,
               help="Classes of the new task.")
 @click.option("--strategy", type=RegistryChoice("strategies"), default=None,
@@ -397,17 +401,27 @@ def _condense_table(learngene, out):
 @click.option("--overwrite", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
 @_fail_cleanly
-def inherit(learngene_path, n_layers, num_classes, strategy, input_shape, head, dropout, freeze,
-            fresh_init, seed, out, overwrite, as_json):
-    """Build a descendant from a LEARNGENE file and save it (untrained)."""
+def inherit(learngene_path, n_layers, depth, num_classes, strategy, input_shape, head, dropout,
+            freeze, fresh_init, seed, out, overwrite, as_json):
+    """Build a descendant from a LEARNGENE file and save it (untrained).
+
+    Size it by its new units (--n-layers) or by all its units (--depth): with
+    an Auto Learngene of 3 units, --n-layers 3 and --depth 6 build the same
+    descendant; every unit of a TLEG descendant is new (--n-layers 3 is
+    --depth 3); an SWS learngene of 3 stages keeps each stage's unit and
+    copies it (--n-layers 3 is --depth 6).
+    """
+    if (n_layers is None) == (depth is None):
+        raise click.UsageError("Give exactly one of --n-layers (new units) or --depth (all "
+                               "units, the learngene's included).")
     input_shape = _parse_shape(input_shape)
     _check_out(out, overwrite)
     import keras_learngene as klg
     from keras_learngene.learngene import save_atomically
 
     learngene = klg.Learngene.load(learngene_path)
-    model = klg.inherit(learngene, n_layers, num_classes=num_classes, strategy=strategy,
-                        input_shape=input_shape, head=head, dropout=dropout,
+    model = klg.inherit(learngene, n_layers, depth=depth, num_classes=num_classes,
+                        strategy=strategy, input_shape=input_shape, head=head, dropout=dropout,
                         freeze_learngene=freeze, seed=seed, fresh_init=fresh_init)
     save_atomically(model, out, overwrite=overwrite)
     inherited = klg.inherited_layers(model)

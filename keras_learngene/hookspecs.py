@@ -52,7 +52,9 @@ def register_strategies(register):
     order as a list of `(source, index)` pairs: `("learngene", i)` uses
     learngene unit `i` itself, `("copy", i)` a new unit initialised with a copy
     of unit `i`'s weights, `("fresh", i)` a randomly initialised unit shaped
-    like unit `i`.
+    like unit `i`. `n_layers` counts the slots that are not a learngene unit
+    taken as it is; a `Strategy` subclass sized otherwise overrides
+    `Strategy.new_units(num_units, depth)`.
     """
 
 

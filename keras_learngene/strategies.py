@@ -11,6 +11,13 @@ parameters a method stored):
 - `("fresh", i)`: a randomly initialised unit of the same kind as unit `i`.
 
 Every learngene unit appears exactly once as `("learngene", i)`, in order.
+
+One definition of the descendant's size holds for every strategy: `n_layers`
+is the number of *new* units, the slots that are not a learngene unit taken
+as it is (`"copy"` and `"fresh"`); the *depth* is the number of all slots.
+Bridges a learngene carries between CNN stages and the stem and head are
+counted by neither. A strategy says which `n_layers` gives a depth
+(`Strategy.new_units`), so a descendant can be sized either way.
 """
 
 import dataclasses
@@ -31,11 +38,10 @@ class Strategy:
         name: registry name.
         plan: `plan(num_learngene_units, n_layers) -> [(source, index), ...]`.
         description: one line for the docs and `klg plugins`.
-        generic: `True` for a strategy that lays out any learngene with
-            `n_layers` new units (the conformance suite checks that); `False`
-            for one dedicated to the learngenes of one method (e.g. TLEG's
-            `linear_expansion`, where `n_layers` is the descendant's depth),
-            which that method's own tests check.
+        generic: `True` for a strategy that lays out the units of any
+            learngene; `False` for one dedicated to the learngenes of one
+            method (TLEG's `linear_expansion`, SWS's `stage_sharing`), which
+            inherits them by default and refuses other learngenes.
     """
 
     name: str
@@ -59,6 +65,30 @@ class Strategy:
         if fresh != n_layers:
             raise ValueError(
                 f"Strategy {self.name!r} planned {fresh} new units for n_layers={n_layers}."
+            )
+        return slots
+
+    def new_units(self, num_units, depth):
+        """The `n_layers` at which this strategy builds a descendant of
+        `depth` units from a learngene of `num_units` units. Every learngene
+        unit is taken once as it is, so `depth - num_units`; a strategy whose
+        plan is otherwise (e.g. one that builds every unit anew) overrides
+        this. Raises `ValueError` for a depth it cannot build."""
+        if depth < num_units:
+            raise ValueError(
+                f"Strategy {self.name!r} keeps each of the learngene's {num_units} units and "
+                f"adds new ones, so depth={depth} (all units) must be at least {num_units}."
+            )
+        return depth - num_units
+
+    def layout_at_depth(self, num_units, depth):
+        """The validated plan of the descendant of `depth` units: what this
+        strategy builds at that depth (`layout` at `new_units`)."""
+        slots = self.layout(num_units, self.new_units(num_units, depth))
+        if len(slots) != depth:
+            raise ValueError(
+                f"Strategy {self.name!r} planned {len(slots)} units for depth={depth}: its "
+                "new_units() and its plan disagree."
             )
         return slots
 

@@ -133,6 +133,22 @@ def forged_npz(path, shape, dtype="<f4", data=b"\0" * 64):
     return str(path)
 
 
+def body_units(descendant):
+    """A descendant's units, read from their names (`keras_learngene._names`):
+    `(inherited, new)` lists, the learngene units taken as they are and the
+    copies and fresh units; the stem, bridges and head are neither."""
+    from keras_learngene import _names as names
+
+    inherited, new = [], []
+    for layer in descendant.layers:
+        if layer.name.startswith(names.INHERITED) and layer.name != names.INHERITED_STEM:
+            inherited.append(layer.name)
+        elif layer.name.startswith(names.FRESH) or (
+                names.source_of(layer.name) not in (None, names.STEM)):
+            new.append(layer.name)
+    return inherited, new
+
+
 def train_briefly(model, x, y, epochs=2):
     from keras_learngene import training
 

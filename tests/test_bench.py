@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import TINY_BUILDERS, tiny_data
 
-from keras_learngene import bench, datasets, training
+from keras_learngene import bench, datasets, plugins, training
 from keras_learngene.bench import _cost, _runner
 from keras_learngene.cli import cli
 
@@ -70,23 +70,20 @@ def test_family_profile_shares_the_full_profiles_glyph_ancestries():
         ("vit", "probe"), ("vit", "main"), ("cnn", "probe"), ("cnn", "main")}
 
 
-def _fake_learngene(strategy, units):
-    import types
-
-    return types.SimpleNamespace(provenance={"strategy": strategy},
-                                 learngene_units=[None] * units)
-
-
+@pytest.mark.once
 def test_every_methods_descendant_is_as_deep_as_scratch():
-    """`stack` adds n_layers units to the k inherited ones; TLEG's and SWS's
-    strategies build n_layers units in all: the bench asks each for depth k + n_fresh."""
-    depth = 6
-    assert _runner.new_units_for_depth(_fake_learngene(None, 3), depth) == 3
-    assert _runner.new_units_for_depth(_fake_learngene("stack", 2), depth) == 4
-    assert _runner.new_units_for_depth(_fake_learngene("linear_expansion", 2), depth) == 6
-    assert _runner.new_units_for_depth(_fake_learngene("stage_sharing", 3), depth) == 6
-    with pytest.raises(ValueError, match="cannot build a descendant of 2 units"):
-        _runner.new_units_for_depth(_fake_learngene("stack", 3), 2)
+    """The runner asks every strategy for scratch's depth k + n_fresh (`stack` adds
+    depth - k new units to the k inherited ones; TLEG's builds every unit anew; SWS's
+    copies each of its S stages over its share of the depth)."""
+    depth, counts = 6, {"stack": 3, "linear_expansion": 2, "stage_sharing": 3}
+    for name, units in counts.items():
+        slots = plugins.get_strategy(name).layout_at_depth(units, depth)
+        assert len(slots) == depth, name
+    assert plugins.get_strategy("stack").new_units(2, depth) == 4
+    assert plugins.get_strategy("linear_expansion").new_units(2, depth) == 6
+    assert plugins.get_strategy("stage_sharing").new_units(3, depth) == 3
+    with pytest.raises(ValueError, match="depth=2 .* must be at least 3"):
+        plugins.get_strategy("stack").layout_at_depth(3, 2)
 
 
 def test_plan_covers_every_task_method_and_grid_point_once():

@@ -60,6 +60,11 @@ def test_condense_inherit_inspect_chain(runner, ancestry_file, tmp_path):
     assert payload["layers"][-1] == "head_dense"
     assert sum(name.startswith("fresh_") for name in payload["layers"]) == 2
     assert keras.saving.load_model(descendant).output_shape == (None, 4)
+    # --depth counts all the units: the learngene's 2 and the 2 new ones
+    by_depth = invoke(runner, ["inherit", out, "--depth", "4", "--num-classes", "4",
+                               "--out", str(tmp_path / "d4.keras"), "--json"])
+    assert by_depth.exit_code == 0, by_depth.output
+    assert json.loads(by_depth.stdout)["layers"] == payload["layers"]
 
     trained = str(tmp_path / "t.keras")
     result = invoke(runner, ["train", "--model", descendant, "--classes", "novel", "--shots",

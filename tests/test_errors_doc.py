@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import TINY_BUILDERS, forged_npz
 
+from keras_learngene import condense
 from keras_learngene.cli import cli
 
 pytestmark = pytest.mark.once  # backend-independent (conftest.ONCE_BACKEND)
@@ -50,6 +51,10 @@ SAMPLE = [
      None),
     ("`klg inherit LG --n-layers -1 ...`",
      ["inherit", "vit.keras", "--n-layers", "-1", "--num-classes", "2"], None),
+    ("`klg inherit LG --num-classes 2` (neither size) or `--n-layers 2 --depth 5` (both)",
+     ["inherit", "vit.keras", "--n-layers", "2", "--depth", "5", "--num-classes", "2"], None),
+    ("`klg inherit LG --depth 1 ...` on a learngene of 3 units (`stack`)",
+     ["inherit", "lg3.keras", "--depth", "1", "--num-classes", "2"], None),
     ("`klg inherit LG --input-shape 0x0x1 ...`",
      ["inherit", "vit.keras", "--n-layers", "1", "--num-classes", "2", "--input-shape",
       "0x0x1"], None),
@@ -91,6 +96,7 @@ SAMPLE = [
 def folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("errors")
     TINY_BUILDERS["vit"]().save(str(folder / "vit.keras"))
+    condense(TINY_BUILDERS["vit"](), num_units=3, method="front").save(str(folder / "lg3.keras"))
     whole = (folder / "vit.keras").read_bytes()
     (folder / "t.keras").write_bytes(whole[: len(whole) // 2])
     (folder / "empty.keras").write_bytes(b"")

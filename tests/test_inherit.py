@@ -3,10 +3,11 @@
 import keras
 import numpy as np
 import pytest
-from conftest import TINY_BUILDERS, train_briefly
+from conftest import TINY_BUILDERS, body_units, train_briefly
 
 import keras_learngene as klg
 from keras_learngene import plugins
+from keras_learngene.strategies import Strategy
 
 # generic strategies (dedicated ones, like TLEG's, are tested with their method)
 STRATEGIES = [n for n in plugins.registry("strategies").names()
@@ -24,6 +25,7 @@ def learngenes(data):
     for family, build in sorted(TINY_BUILDERS.items()):
         keras.utils.set_random_seed(0)
         ancestry = train_briefly(build(), *data, epochs=1)
+        out[f"{family}/ancestry"] = ancestry
         for method in ("front", "back"):
             out[f"{family}/{method}"] = klg.condense(ancestry, num_units=2, method=method)
         out[family] = out[f"{family}/back"]
@@ -154,10 +156,75 @@ def test_inherit_from_path(learngenes, tmp_path):
     assert descendant.output_shape == (None, 5)
 
 
+# ------------------------------------------------ conformance: the descendant's size
+
+def _learngene_for(strategy, learngenes, data):
+    """A learngene `strategy` accepts: any (front-2 of the tiny ViT) for a generic
+    strategy; else one condensed by the method that asks for it."""
+    if plugins.get_strategy(strategy).generic:
+        return learngenes["vit/front"]
+    method = next(plugins.get_method(m) for m in plugins.registry("methods").names()
+                  if plugins.get_method(m).strategy == strategy)
+    return klg.condense(learngenes["vit/ancestry"], data, num_units=2, method=method.name,
+                        **method.quick_options)
+
+
+@pytest.mark.parametrize("strategy", plugins.registry("strategies").names())
+def test_depth_and_n_layers_mean_the_same_for_every_strategy(strategy, learngenes, data):
+    """`depth=d` gives exactly d units; `n_layers=n` gives n new units (the units that
+    are not a learngene unit taken as it is), whatever the strategy."""
+    learngene = _learngene_for(strategy, learngenes, data)
+    chosen = plugins.get_strategy(strategy)
+    k = len(learngene.learngene_units)
+    for depth in (k + 1, k + 3):
+        inherited, new = body_units(klg.inherit(learngene, depth=depth, num_classes=3,
+                                                strategy=strategy))
+        assert len(inherited) + len(new) == depth, (strategy, depth, inherited, new)
+        assert len(chosen.layout_at_depth(k, depth)) == depth
+        assert chosen.new_units(k, depth) == len(new)
+    for n in (1, 2):
+        inherited, new = body_units(klg.inherit(learngene, n, num_classes=3,
+                                                strategy=strategy))
+        assert len(new) == n, (strategy, n, inherited, new)
+
+
+@pytest.mark.once
+def test_exactly_one_size_is_given_before_any_work():
+    def refused(**kwargs):  # no learngene is ever loaded: the size is checked first
+        with pytest.raises(ValueError) as info:
+            klg.inherit("no/such/learngene.keras", num_classes=3, **kwargs)
+        return str(info.value)
+
+    for message in (refused(), refused(n_layers=2, depth=5)):
+        assert "n_layers (its new units" in message and "depth= (all its units" in message
+    assert "got both" in refused(n_layers=2, depth=5)
+    assert "depth=0: the number of all the descendant's units" in refused(depth=0)
+    assert "depth=2.5" in refused(depth=2.5)
+    assert "n_layers=-1: the number of new units" in refused(n_layers=-1)
+
+
+def test_a_depth_the_strategy_cannot_build_is_refused_before_work(learngenes, monkeypatch):
+    learngene = learngenes["vit"]  # 2 units, each kept as it is by stack
+    monkeypatch.setattr(Strategy, "build", lambda *a, **k: pytest.fail("built before the check"))
+    with pytest.raises(ValueError, match=r"keeps each of the learngene's 2 units and adds new "
+                                         r"ones, so depth=1 \(all units\) must be at least 2"):
+        klg.inherit(learngene, depth=1, num_classes=3)
+
+
+def test_positional_n_layers_keeps_the_cards_meaning(learngenes):
+    learngene = learngenes["vit"]
+    positional = klg.inherit(learngene, 2, num_classes=3)
+    assert [layer.name for layer in positional.layers] == [
+        layer.name for layer in klg.inherit(learngene, depth=4, num_classes=3).layers]
+    assert body_units(positional)[1] == ["fresh_0", "fresh_1"]
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"n_layers": -1}, ValueError, "n_layers=-1"),
     ({"n_layers": 1000}, ValueError, "from 0 to 64"),
     ({"n_layers": 1.5}, ValueError, "n_layers=1.5"),
+    ({"n_layers": None, "depth": 0}, ValueError, "depth=0"),
+    ({"depth": 4}, ValueError, "got both"),
     ({"strategy": "stak"}, ValueError, "Did you mean 'stack'"),
     ({"num_classes": 0}, ValueError, "num_classes=0"),
     ({"input_shape": (8, 8, 3)}, ValueError, "takes 1 channels"),

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_BUILDERS, tiny_data, train_briefly
+from conftest import TINY_BUILDERS, body_units, tiny_data, train_briefly
 
 import keras_learngene as klg
 from keras_learngene import cli as cli_module
@@ -87,6 +87,11 @@ def test_method_conformance(name, ancestries, tmp_path):
         x = tiny_data(n=4)[0]
         assert tuple(descendant.predict(x, verbose=0).shape) == (4, 3)
         assert klg.inherited_layers(descendant), "a descendant inherits something"
+        # its strategy sizes a descendant both ways with one meaning (test_inherit.py)
+        assert len(body_units(descendant)[1]) == 1
+        depth = len(loaded.learngene_units) + 2
+        assert sum(map(len, body_units(klg.inherit(loaded, depth=depth, num_classes=3)))) \
+            == depth
 
 
 # ------------------------------------------------------------ a third-party method

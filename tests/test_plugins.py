@@ -578,6 +578,9 @@ def test_strategy_conformance(name):
             assert sum(source != "learngene" for source, _ in slots) == n
             for source, index in slots:
                 assert source in SOURCES and 0 <= index < k, (k, n, slots)
+            # sized by its depth instead: the same plan (tests/test_inherit.py builds them)
+            assert strategy.new_units(k, k + n) == n
+            assert strategy.layout_at_depth(k, k + n) == slots
 
 
 def numpy(x):

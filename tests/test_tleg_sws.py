@@ -138,8 +138,11 @@ def test_tleg_provenance_and_save_load(tleg, tmp_path):
     loaded = klg.Learngene.load(path)
     for x, y in zip(loaded.get_weights(), tleg.get_weights()):
         np.testing.assert_array_equal(x, y)
-    with pytest.raises(ValueError, match="n_layers must be at least 1"):
+    with pytest.raises(ValueError, match="needs n_layers \\(or depth\\) of at least 1"):
         klg.inherit(loaded, 0, num_classes=3)
+    # every unit of its descendant is new: n_layers and depth agree
+    assert len(klg.inherit(loaded, depth=3, num_classes=3).layers) == \
+        len(klg.inherit(loaded, 3, num_classes=3).layers)
     with pytest.raises(ValueError, match="needs a TLEG learngene"):
         klg.inherit(klg.condense(tleg_ancestry_like(), num_units=3, method="front"), 2,
                     num_classes=3, strategy="linear_expansion")
@@ -174,13 +177,16 @@ def test_sws_auxiliary_units_of_a_stage_share_one_layer(vit):
             np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("n", [2, 3, 5, 7])
+@pytest.mark.parametrize("n", [3, 5, 7])
 def test_sws_descendant_units_map_onto_stages(sws, n):
     stages = sws.learngene_units
     assert [u.name for u in stages] == ["stage_0", "stage_1", "stage_2"]
-    descendant = klg.inherit(sws, n, num_classes=4)
+    descendant = klg.inherit(sws, depth=n, num_classes=4)
     units = [layer for layer in descendant.layers if "stage_" in layer.name]
     assert len(units) == n
+    # n_layers counts the new units: the copies beside each stage's own unit
+    again = klg.inherit(sws, n - 3, num_classes=4)
+    assert [layer.name for layer in again.layers] == [layer.name for layer in descendant.layers]
     layout = stage_layout(n, 3)
     for j, (unit, s) in enumerate(zip(units, layout)):
         assert unit.name.endswith(f"stage_{s}")

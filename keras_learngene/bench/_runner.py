@@ -361,23 +361,6 @@ class _Setting:
         return (x_train[tr], ytr), (x_test[va], yva), (x_test[te], yte)
 
 
-def new_units_for_depth(learngene, depth):
-    """The `n_layers` for which `learngene`'s own strategy builds a descendant
-    of `depth` units, so that every method's descendant has scratch's depth
-    (`stack`: `depth - k`; TLEG's and SWS's strategies, whose `n_layers` is the
-    descendant's depth: `depth`)."""
-    strategy = plugins.get_strategy(learngene.provenance.get("strategy") or "stack")
-    n_units = len(learngene.learngene_units)
-    for n_layers in range(depth + 1):
-        try:
-            if len(strategy.layout(n_units, n_layers)) == depth:
-                return n_layers
-        except ValueError:
-            continue
-    raise ValueError(f"Strategy {strategy.name!r} cannot build a descendant of {depth} units "
-                     f"from a learngene of {n_units}.")
-
-
 class _Arch:
     """Everything one setting's runs share: its ancestry, learngenes,
     features and descendant builders."""
@@ -471,11 +454,12 @@ class _Arch:
             keras.utils.set_random_seed(task)
             return keras.models.clone_model(like), None
         learngene = self.learngene(method, task)
-        n_new = new_units_for_depth(learngene, p.k + p.n_fresh)
         # only a recipe with "identity" asks for it: strategies that build their own units
         # (TLEG's, SWS's) take no fresh_init
         extra = {"fresh_init": recipe.fresh_init} if recipe.identity else {}
-        model = inherit(learngene, n_new, num_classes=num_classes, seed=task, **extra)
+        # every method's descendant is as deep as scratch's: each strategy builds that depth
+        model = inherit(learngene, depth=p.k + p.n_fresh, num_classes=num_classes, seed=task,
+                        **extra)
         return model, learngene.provenance["source_units"]
 
     # ---------------------------------------------------------- features

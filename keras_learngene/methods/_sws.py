@@ -4,8 +4,8 @@ An *auxiliary model* of the ancestry's depth is cut into `S` contiguous
 stages; all units of one stage share one set of weights (one Keras layer,
 called at every position of its stage). It is distilled from the ancestry
 (soft-label KD plus cross-entropy on the probe labels, `training.distill`).
-The learngene is one unit per stage. A descendant of any depth `n` maps its
-units onto the stages with `stage_layout(n, S)` and starts each unit from
+The learngene is one unit per stage. A descendant of any depth `n >= S` maps
+its units onto the stages with `stage_layout(n, S)` and starts each unit from
 its stage's weights (the paper's Fig. 2: stages expanded to the depth a
 descendant needs), then trains without sharing.
 """
@@ -65,8 +65,8 @@ class SWS(Method):
     distilled from the ancestry's logits (stem copied from the ancestry,
     head copied where it fits). The learngene holds one unit per stage,
     `stage_0 .. stage_{S-1}`, and the trained stem. Descendants are built by
-    the `"stage_sharing"` strategy: `inherit(learngene, n)` gives `n` units,
-    unit `j` a copy of stage `stage_layout(n, S)[j]`.
+    the `"stage_sharing"` strategy: unit `j` of a descendant of depth `n`
+    is a copy of stage `stage_layout(n, S)[j]`.
 
     Needs units of one shape (ViT blocks, an iso-width CNN such as
     `vgg_iso`); `check` refuses others before any work.
@@ -145,26 +145,25 @@ class SWS(Method):
             f"{kd.get('epochs')} epoch(s) on {kd.get('probe_examples')} images: accuracy "
             f"{kd.get('accuracy', 0):.3f}, agreement with the ancestry "
             f"{kd.get('agreement', 0):.3f}",
-            "descendant of n units: unit j starts from stage stage_layout(n, S)[j] "
+            "descendant of depth n: unit j starts from stage stage_layout(n, S)[j] "
             "(strategy stage_sharing)",
         ]
 
 
 class StageSharing(Strategy):
-    """SWS's inheritance: a descendant of exactly `n_layers` units; unit `j`
-    is a copy of stage `stage_layout(n_layers, S)[j]`. A stage's first unit
-    is named `inherited_stage_<s>`, the others `copy<n>_stage_<s>`."""
+    """SWS's inheritance: unit `j` of a descendant of depth `n = S +
+    n_layers` is a copy of stage `stage_layout(n, S)[j]`. A stage's first
+    unit is the learngene's unit taken as it is, `inherited_stage_<s>`; the
+    others are its new copies, `copy<n>_stage_<s>`."""
 
     def __init__(self):
         super().__init__("stage_sharing", None,
-                         "n units mapped onto the learngene's stages, evenly (SWS)", generic=False)
+                         "each stage copied over its share of the depth, evenly (SWS)",
+                         generic=False)
 
     def layout(self, num_units, n_layers):
-        if n_layers < 1:
-            raise ValueError("Strategy 'stage_sharing' builds a descendant of n_layers units; "
-                             "n_layers must be at least 1.")
         seen, slots = set(), []
-        for s in stage_layout(n_layers, num_units):
+        for s in stage_layout(num_units + n_layers, num_units):
             slots.append(("copy" if s in seen else "learngene", s))
             seen.add(s)
         return slots

@@ -258,8 +258,8 @@ class TLEG(Method):
     The learngene holds two units, `theta_A` and `theta_B` (their
     non-trainable statistics: the auxiliary units' mean in `theta_A`, zeros
     in `theta_B`), and the trained stem; `num_units` does not apply.
-    Descendants are built by the `"linear_expansion"` strategy:
-    `inherit(learngene, n)` gives `n` units, unit `l = theta_A + (l/n) theta_B`.
+    Descendants are built by the `"linear_expansion"` strategy: a descendant
+    of depth `n` has unit `l = theta_A + (l/n) theta_B`.
 
     Needs units of one shape (ViT blocks, an iso-width CNN such as
     `vgg_iso`); `check` refuses others before any work.
@@ -368,13 +368,14 @@ def expand_weights(a, b, coefficient):
 
 
 class LinearExpansion(Strategy):
-    """TLEG's inheritance: a descendant of exactly `n_layers` units, unit
-    `l` (1..n) initialised with `theta_A + (l / n) * theta_B`, named
-    `copy<l-1>_theta_A_B`; trained without the constraint."""
+    """TLEG's inheritance: unit `l` (1..n) of a descendant of depth `n`
+    starts as `theta_A + (l / n) * theta_B`, named `copy<l-1>_theta_A_B`, and
+    is trained without the constraint. No unit is a learngene unit taken as
+    it is, so all `n` are new units."""
 
     def __init__(self):
         super().__init__("linear_expansion", None,
-                         "n units, unit l = theta_A + (l/n) theta_B (TLEG)", generic=False)
+                         "depth n, unit l = theta_A + (l/n) theta_B (TLEG)", generic=False)
 
     def layout(self, num_units, n_layers):
         if num_units != 2:
@@ -383,9 +384,15 @@ class LinearExpansion(Strategy):
                 f"theta_B), got {num_units} units; pick another strategy."
             )
         if n_layers < 1:
-            raise ValueError("Strategy 'linear_expansion' builds a descendant of n_layers "
-                             "units; n_layers must be at least 1.")
+            raise ValueError(
+                f"Strategy 'linear_expansion' builds every unit anew from theta_A and theta_B "
+                f"(none is taken as it is), so a descendant needs n_layers (or depth) of at "
+                f"least 1, got {n_layers}."
+            )
         return [("copy", 0)] * n_layers
+
+    def new_units(self, num_units, depth):
+        return depth  # every unit is new
 
     def build(self, form, learngene, n_layers, shape):
         self.layout(len(learngene.learngene_units), n_layers)
