@@ -2,7 +2,9 @@
 
 Results go to stdout (`--json` for machines), progress and Keras logs to
 stderr, user errors to stderr as `Error: ...` with exit code 1 (2 for bad
-usage), never a traceback.
+usage), never a traceback. An installed plugin's failure is one `Error:`
+line naming the plugin (`klg -v`: with its traceback); a bug in the library
+shows its traceback and asks for a report (`_fail_cleanly`).
 """
 
 import contextlib
@@ -12,6 +14,7 @@ import json
 import os
 import sys
 import time
+import traceback
 
 import click
 
@@ -79,16 +82,25 @@ def _parse_options(pairs):
 
 
 def _fail_cleanly(fn):
-    """Turns the library's user errors into `Error: ...` and exit code 1."""
+    """Ends a failed command with `Error: ...` and exit code 1: the message of
+    one of the library's own user errors; a plugin's failure named in one line
+    (its traceback with `klg -v`); a bug after its traceback, with a request
+    to report it (`keras_learngene._failures` tells them apart)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, TypeError, OSError, ImportError, KeyError, RuntimeError) as exc:
-            message = str(exc)
-            if isinstance(exc, KeyError) and len(exc.args) == 1:  # KeyError quotes its text
-                message = str(exc.args[0])
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            from keras_learngene import _failures
+
+            kind, message = _failures.explain(exc)
+            ctx = click.get_current_context(silent=True)
+            verbose = ctx is not None and ctx.find_root().params.get("verbose")
+            if kind == "bug" or (kind == "plugin" and verbose):
+                click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
             raise click.ClickException(message) from exc
 
     return wrapper
@@ -668,20 +680,6 @@ def plugins_command(include_builtin):
     click.echo(json.dumps(rows, indent=2))
 
 
-def _load_plugin_commands():
-    from keras_learngene import plugins
-
-    plugins._load()
-    for impl in plugins.pm.hook.register_commands.get_hookimpls():
-        name = plugins.pm.get_name(impl.plugin)
-        before = set(cli.commands)
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:  # a broken plugin must not break klg
-            plugins._report(name, exc)
-        plugins._state["commands"][name] = sorted(set(cli.commands) - before)
-
-
 def main():
     """Entry point of the `klg` console script (started by the `_klg` launcher,
     so that the library, Keras and the backend are imported only when a
@@ -692,7 +690,9 @@ def main():
     from keras_learngene import _interrupt
 
     _interrupt.install()  # Ctrl-C ends any command with exit code 130, nothing partial left
-    _load_plugin_commands()
+    from keras_learngene import plugins
+
+    plugins.load_commands(cli)
     cli(prog_name="klg")
 
 

@@ -264,6 +264,46 @@ def get_method(name):
     return registry("methods").get(name)
 
 
+def load_commands(cli):
+    """Lets every plugin add its `klg` subcommands to `cli`, the `click.Group`
+    (the hook `register_commands(cli)`), one plugin at a time: a plugin whose
+    hook raises is reported (`plugin_errors`) and the others' commands still
+    load. What each added is listed by `describe_plugins`."""
+    _load()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        name = pm.get_name(impl.plugin)
+        before = set(cli.commands)
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # a broken plugin must not break klg
+            _report(name, exc)
+        _state["commands"][name] = sorted(set(cli.commands) - before)
+
+
+def plugin_of_module(module):
+    """The installed plugin (not a built-in) whose code the module named
+    `module` belongs to, or `None`: a module of the top-level package of its
+    hook functions or of what it registered."""
+    top = module.partition(".")[0]
+    for name, plugin in pm.list_name_plugin():
+        if name in DEFAULT_PLUGINS:
+            continue
+        modules = {impl.function.__module__ for caller in pm.get_hookcallers(plugin) or []
+                   for impl in caller.get_hookimpls() if impl.plugin is plugin}
+        for kind in KINDS:
+            modules |= {_module_of(obj) for obj, owner in registry(kind).entries.values()
+                        if owner == name}
+        if top in {m.partition(".")[0] for m in modules if m} - {"keras_learngene"}:
+            return name
+    return None
+
+
+def _module_of(obj):
+    if _is_reference(obj):
+        return obj.partition(":")[0]
+    return getattr(obj, "__module__", None) or type(obj).__module__
+
+
 def plugin_errors():
     """`{plugin name: error}` for every plugin that failed to load or register."""
     for kind in KINDS:  # hooks run when a registry is built

@@ -152,7 +152,7 @@ def test_command_hook_example_works(fresh_plugins):
     before = set(cli_module.cli.commands)
     try:
         load_example("register_commands", "docs_example")
-        cli_module._load_plugin_commands()
+        plugins.load_commands(cli_module.cli)
         added = set(cli_module.cli.commands) - before
         assert added == {"list-strategies"}
         result = CliRunner().invoke(cli_module.cli, ["list-strategies", "--json"])

@@ -511,7 +511,7 @@ def plugin_commands(fresh_plugins):
 def test_register_commands_adds_a_klg_subcommand(plugin_commands):
     plugins.register_plugin(CommandPlugin(), name="greeter")
     plugins.register_plugin(BrokenCommandPlugin(), name="mute")
-    cli_module._load_plugin_commands()
+    plugins.load_commands(cli_module.cli)
 
     assert "klg-test-hello" in cli_module.cli.commands
     assert invoke("klg-test-hello", "world").stdout == "hello world\n"
