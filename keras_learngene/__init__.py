@@ -23,6 +23,7 @@ registered, exactly as above) the first time anything below is used or any
 """
 
 import importlib
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -112,6 +113,16 @@ __all__ = [
 ]
 
 _loading = {"started": False}
+_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _check_backend_setting():
+    """Raises ImportError, listing the backends, when `KERAS_BACKEND` names none
+    (Keras says only "Unable to import backend : <name>")."""
+    name = os.environ.get("KERAS_BACKEND")
+    if name and name not in _BACKENDS + ("numpy", "openvino"):  # Keras' other two
+        raise ImportError(f"KERAS_BACKEND={name!r} is not a Keras backend; set it to one of "
+                          f"{', '.join(_BACKENDS)} (or unset it).")
 
 
 def _load():
@@ -142,4 +153,5 @@ def __dir__():
 
 
 if not getattr(sys.modules.get("_klg"), "DEFER_IMPORT", False):
+    _check_backend_setting()
     _load()

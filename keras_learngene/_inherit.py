@@ -86,7 +86,7 @@ def inherit(
             all, learngene units included (the stem, the head and the bridges
             a CNN learngene carries are not counted); the strategy says which
             new units that takes (`Strategy.new_units`).
-        num_classes: logits of the new head.
+        num_classes: logits of the new head (at least 2).
         strategy: a registered strategy; default: the one the learngene's
             method asks for (its provenance's `strategy`, `"stack"` for the
             built-ins). Built-ins: `"stack"` (new units after the learngene),

@@ -44,6 +44,15 @@ class RegistryChoice(click.Choice):
     def get_metavar(self, param, ctx=None):  # listing them in --help would import Keras
         return "NAME"
 
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as error:  # the name may be an excluded plugin's
+            from keras_learngene import plugins
+
+            error.message += plugins.excluded_note()
+            raise
+
 
 class PresetChoice(click.Choice):
     """A choice among the ancestry presets (`keras_learngene.models.PRESETS`)."""
@@ -342,15 +351,51 @@ def _load_task(dataset, classes, data_path, image_size, color_mode, input_shape,
     if data_path is None:
         if image_size or color_mode:
             raise click.UsageError("--image-size and --color-mode go with --data.")
-        return klg.datasets.load_task(dataset, classes=_parse_classes(classes), shots=shots,
+        task = klg.datasets.load_task(dataset, classes=_parse_classes(classes), shots=shots,
                                       seed=seed)
+        if task.num_classes < 2:
+            raise click.BadParameter(f"{classes!r} is one class; a classifier needs at least two, "
+                                     "e.g. 0,1.", param_hint="--classes")
+        return task
+    _check_fits_model(image_size, color_mode, input_shape)
     task = klg.datasets.load_data(data_path, image_size=image_size, color_mode=color_mode,
                                   input_shape=input_shape, test_fraction=test_fraction, seed=seed)
+    if len(set(task.y_train.tolist())) < 2:
+        raise click.ClickException(
+            f"--data {data_path!r} holds images of one class only ({task.class_names[0]!r}); a "
+            "classifier needs at least two: put each class's images in a sub-folder of its own "
+            "(or give an .npz whose y holds two labels or more)."
+        )
     if shots is not None:
         keep = klg.datasets.sample_shots(task.y_train, shots, seed)
         task = dataclasses.replace(task, x_train=task.x_train[keep], y_train=task.y_train[keep],
                                    name=f"{task.name}/{shots}-shot/seed={seed}")
     return task
+
+
+def _check_fits_model(image_size, color_mode, input_shape):
+    """`--image-size` / `--color-mode` that the model cannot take fail naming the option
+    (both default to the model's input)."""
+    from keras_learngene.datasets._files import COLOR_MODES, parse_image_size
+
+    try:
+        size = parse_image_size(image_size)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--image-size") from None
+    if input_shape is None:
+        return
+    height, width, channels = tuple(input_shape)[-3:]
+    if color_mode and channels and COLOR_MODES[color_mode][1] != channels:
+        mode = next((m for m, (_, c) in COLOR_MODES.items() if c == channels), None)
+        raise click.BadParameter(
+            f"{color_mode!r} gives images of {COLOR_MODES[color_mode][1]} channels, but the "
+            f"model takes {channels}; leave --color-mode out (it follows the model)"
+            + (f" or give {mode}." if mode else "."), param_hint="--color-mode")
+    if size and height and width and size != (height, width):
+        raise click.BadParameter(
+            f"{image_size!r} does not fit the model, which takes {height}x{width} images; leave "
+            f"--image-size out (it follows the model) or give {height}x{width}.",
+            param_hint="--image-size")
 
 
 def _check_method_options(method, options):
@@ -426,6 +471,10 @@ def inherit(learngene_path, n_layers, depth, num_classes, strategy, input_shape,
     if (n_layers is None) == (depth is None):
         raise click.UsageError("Give exactly one of --n-layers (new units) or --depth (all "
                                "units, the learngene's included).")
+    if num_classes == 1:
+        raise click.BadParameter("1: a head of one output cannot learn (the softmax of one "
+                                 "logit is always 1); a task needs at least 2 classes.",
+                                 param_hint="--num-classes")
     input_shape = _parse_shape(input_shape)
     _check_out(out, overwrite)
     import keras_learngene as klg
@@ -562,13 +611,23 @@ def train(preset, model_path, dataset, classes, data_path, image_size, color_mod
         "test_examples": len(task.x_test), "test_accuracy": round(accuracy, 4),
         "train_seconds": round(result["seconds"], 2),
         "seconds": round(time.perf_counter() - start, 2),
-        "images_per_second": round(result["images_per_second"], 1),
+        # the steady rate: compiling (the first step) is reported apart
+        "images_per_second": round(result["steady_images_per_second"]
+                                   or result["images_per_second"], 1),
+        "compile_seconds": _round(result["compile_seconds"], 2),
         "head_start": head,
     }
+    speed = (f"{payload['images_per_second']} img/s after compiling for "
+             f"{payload['compile_seconds']} s" if payload["compile_seconds"] is not None
+             else f"{payload['images_per_second']} img/s, compiling included")
     _emit(as_json, payload,
           f"{model.name} on {task.name}: test accuracy {accuracy:.4f} "
           f"({len(task.x_test)} images), {payload['train_seconds']} s training "
-          f"({payload['images_per_second']} img/s); saved {out}")
+          f"({speed}); saved {out}")
+
+
+def _round(value, digits):
+    return None if value is None else round(value, digits)
 
 
 # ------------------------------------------------------------------------ inspect
@@ -687,7 +746,13 @@ def main():
     # before anything can import a backend, plugins included: TensorFlow's C++
     # start-up lines are noise on a user's stderr (`klg -v` shows them)
     _set_verbosity(_verbose_in(sys.argv[1:]))
-    from keras_learngene import _interrupt
+    from keras_learngene import _check_backend_setting, _interrupt
+
+    try:
+        _check_backend_setting()
+    except ImportError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)
 
     _interrupt.install()  # Ctrl-C ends any command with exit code 130, nothing partial left
     from keras_learngene import plugins

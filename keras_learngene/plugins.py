@@ -32,7 +32,8 @@ SINGULAR = {"forms": "form", "similarities": "similarity", "strategies": "strate
 pm = pluggy.PluginManager("keras_learngene")
 pm.add_hookspecs(hookspecs)
 
-_state = {"loaded": False, "errors": {}, "versions": {}, "registries": {}, "commands": {}}
+_state = {"loaded": False, "errors": {}, "versions": {}, "registries": {}, "commands": {},
+          "excluded": []}
 
 
 class PluginError(ValueError):
@@ -117,7 +118,7 @@ class Registry:
         if _state["errors"]:
             failed = "; ".join(f"{p}: {e}" for p, e in _state["errors"].items())
             message += f" Plugins that failed to load: {failed}."
-        raise PluginError(message)
+        raise PluginError(message + excluded_note())
 
 
     def _resolve(self, name, ref, plugin):
@@ -147,12 +148,30 @@ def _normalize(kind, obj, name):
     return getattr(importlib.import_module(module), function)(obj, name=name)
 
 
+def excluded_note():
+    """The sentence an "unknown name" error ends with when KLG_LOAD_PLUGINS
+    kept installed plugins out (the name may be theirs); else ``""``."""
+    if not _state["excluded"]:
+        return ""
+    return (f" Installed plugins not loaded (KLG_LOAD_PLUGINS="
+            f"{os.environ.get('KLG_LOAD_PLUGINS', '')!r} excludes them): "
+            f"{', '.join(_state['excluded'])}; to use one, add its name to KLG_LOAD_PLUGINS or "
+            "unset the variable.")
+
+
 def _allowed_entry_points():
     allow = os.environ.get("KLG_LOAD_PLUGINS")
-    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
     if allow is None:
-        return list(eps)
+        return eps
     wanted = {n.strip() for n in allow.split(",") if n.strip()}
+    installed = sorted({ep.name for ep in eps})
+    for name in sorted(wanted - set(installed)):  # a misspelt name would be skipped unseen
+        close = difflib.get_close_matches(name, installed, n=1)
+        print(f"keras-learngene: KLG_LOAD_PLUGINS names {name!r}, which is not an "
+              f"installed plugin; installed: {', '.join(installed) or 'none'}."
+              + (f" Did you mean {close[0]!r}?" if close else ""), file=sys.stderr)
+    _state["excluded"] = [name for name in installed if name not in wanted]
     return [ep for ep in eps if ep.name in wanted]
 
 
@@ -185,7 +204,8 @@ def reset():
     for name, _ in list(pm.list_name_plugin()):
         if name not in DEFAULT_PLUGINS:
             pm.unregister(name=name)
-    _state.update(loaded=False, errors={}, versions={}, registries={}, commands={})
+    _state.update(loaded=False, errors={}, versions={}, registries={}, commands={},
+                  excluded=[])
 
 
 def register_plugin(plugin, name=None):

@@ -225,11 +225,22 @@ class AugmentedBatches(keras.utils.PyDataset):
 
 
 class _EpochTimer(keras.callbacks.Callback):
-    """Wall time of each epoch (the first one includes tracing / compiling)."""
+    """Wall time of each epoch (the first one includes tracing / compiling) and of
+    the first step (tracing / compiling and one step)."""
+
+    async_safe = True  # a batch hook must not turn off Keras' asynchronous dispatch
 
     def __init__(self):
         super().__init__()
         self.seconds = []
+        self.first_step = None
+
+    def on_train_begin(self, logs=None):
+        self._begin = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_step is None:
+            self.first_step = time.perf_counter() - self._begin
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -456,8 +467,11 @@ def train(
 
     Returns:
         A dict with the Keras `history`, `seconds` of training, the
-        training throughput `images_per_second`, the wall time of each epoch
-        `epoch_seconds` (the first includes compiling) and where it ran: `backend`,
+        training throughput `images_per_second` (compiling included), the
+        steady throughput after the first step `steady_images_per_second` and
+        the time compiling took `compile_seconds` (the first step's time less
+        a later step's; both None after a single step), the wall time of each
+        epoch `epoch_seconds` (the first includes compiling) and where it ran: `backend`,
         `devices`, `distribution` and `precision` (the model's dtype policy).
 
     Raises:
@@ -557,10 +571,18 @@ def train(
         )
         seconds = time.perf_counter() - start
     guard.check()
+    steps = epochs * len(batches)
+    steady = compile_seconds = None
+    if timer.first_step is not None and steps > 1:  # the steps after the first, compiled one
+        rest = seconds - timer.first_step
+        steady = epochs * batches.examples * (steps - 1) / steps / rest
+        compile_seconds = max(timer.first_step - rest / (steps - 1), 0.0)
     return {
         "history": history.history,
         "seconds": seconds,
         "images_per_second": epochs * batches.examples / seconds,
+        "steady_images_per_second": steady,
+        "compile_seconds": compile_seconds,
         "epoch_seconds": timer.seconds,
         **distribute.describe_devices(distribution),
         "precision": model.dtype_policy.name,

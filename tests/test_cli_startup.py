@@ -242,6 +242,16 @@ def test_plugins_lists_every_builtin_without_importing_a_backend():
     assert "linear_expansion" in rows["keras_learngene.default_plugins.strategies"]["strategies"]
 
 
+def test_a_misspelt_backend_lists_the_backends():
+    message = ("KERAS_BACKEND='nonsense' is not a Keras backend; set it to one of tensorflow, "
+               "jax, torch (or unset it).")
+    result, _ = _run(_KLG, "condense", env={"KERAS_BACKEND": "nonsense"})
+    assert result.returncode == 1 and f"Error: {message}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and _heavy(result) == []
+    result, _ = _run("import keras_learngene", env={"KERAS_BACKEND": "nonsense"})
+    assert f"ImportError: {message}" in result.stderr, result.stderr
+
+
 def _installed(entry_point):
     from importlib import metadata
 

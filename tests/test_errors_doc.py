@@ -89,6 +89,16 @@ SAMPLE = [
      None),
     ("`--data one.npz`, a single array saved with `np.save`",
      ["train", "--preset", "vit_tiny", "--data", "one.npz"], None),
+    ("`--color-mode rgb` (`condense`, `train --model`) on a model of 1-channel images",
+     ["condense", "--ancestry", "vit.keras", "--data", "pics.npz", "--color-mode", "rgb"], None),
+    ("`klg condense --data pics.npz --image-size 32x32` (the ancestry takes 28x28 images)",
+     ["condense", "--data", "pics.npz", "--image-size", "32x32"], None),
+    ("`klg train --preset vit_tiny --classes 3` (one class)",
+     ["train", "--preset", "vit_tiny", "--classes", "3"], None),
+    ("`klg inherit LG --num-classes 1 ...`",
+     ["inherit", "vit.keras", "--n-layers", "1", "--num-classes", "1"], None),
+    ("`--data single_class.npz` (`train`, `condense`): images of one class",
+     ["train", "--preset", "vit_tiny", "--data", "single_class.npz"], None),
 ]
 
 
@@ -109,6 +119,8 @@ def folder(tmp_path_factory):
     (folder / "notes.npz").write_text("this is not an npz\n")
     with open(folder / "one.npz", "wb") as f:
         np.save(f, np.zeros((4, 8, 8), np.uint8))
+    np.savez(folder / "pics.npz", x=np.zeros((40, 8, 8), np.uint8), y=np.arange(40) % 2)
+    np.savez(folder / "single_class.npz", x=np.zeros((40, 8, 8), np.uint8), y=np.zeros(40, int))
     return folder
 
 

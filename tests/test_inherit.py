@@ -227,6 +227,8 @@ def test_positional_n_layers_keeps_the_cards_meaning(learngenes):
     ({"depth": 4}, ValueError, "got both"),
     ({"strategy": "stak"}, ValueError, "Did you mean 'stack'"),
     ({"num_classes": 0}, ValueError, "num_classes=0"),
+    ({"num_classes": 1}, ValueError, "num_classes=1 must be an int of at least 2: a head of one "
+     "output cannot learn"),
     ({"input_shape": (8, 8, 3)}, ValueError, "takes 1 channels"),
     ({"input_shape": (8, 8)}, ValueError, "has rank 2"),
 ])

@@ -6,10 +6,11 @@ starts) and gets a POSIX signal mid-run:
 - SIGINT (Ctrl-C): `Error: interrupted` on stderr, exit code 130, no
   traceback; no output file, and the temporary file of a save under way
   (`.klg-*.keras`, next to the destination) is removed.
-- SIGKILL: nothing can run, so nothing is cleaned up. The destination is
-  written only by an atomic rename of a finished temporary file, so it is
-  either absent or the old file, intact; a hidden `.klg-*.keras` temporary
-  file may be left in its folder (safe to delete).
+- SIGKILL, and SIGTERM (Python's default: the process ends at once, exit
+  code 143 in a shell): nothing can run, so nothing is cleaned up. The
+  destination is written only by an atomic rename of a finished temporary
+  file, so it is either absent or the old file, intact; a hidden
+  `.klg-*.keras` temporary file may be left in its folder (safe to delete).
 - `klg bench` resumes after either, without recomputing a finished run.
 
 The benchmark test runs `klg bench --profile quick` with the quick profile
@@ -123,6 +124,17 @@ def test_sigkill_mid_run_leaves_nothing(tmp_path, args, started):
     assert klg.signal(signal.SIGKILL) == -signal.SIGKILL
     assert _leftovers(tmp_path) == [args[-1]]
     assert (tmp_path / args[-1]).read_bytes() == b"old result"
+
+
+def test_sigterm_mid_run_ends_at_once_and_keeps_the_old_file(tmp_path):
+    """What docs/errors.md says of SIGTERM (a scheduler's stop, `timeout`)."""
+    (tmp_path / "lg.keras").write_bytes(b"old result")
+    klg = Klg([*CONDENSE, "--overwrite"], tmp_path)
+    klg.wait_for(klg.said("condensing"))
+    time.sleep(2)
+    assert klg.signal(signal.SIGTERM) == -signal.SIGTERM
+    assert _leftovers(tmp_path) == ["lg.keras"]
+    assert (tmp_path / "lg.keras").read_bytes() == b"old result"
 
 
 # A signal while the file is being written: `keras.Model.save` is slowed down

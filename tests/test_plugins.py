@@ -324,7 +324,7 @@ def test_unknown_name_lists_the_registered_and_suggests(fresh_plugins, kind, typ
     message = str(e.value)
     assert re.match(rf"Unknown \w+ '{typo}'\. ", message)
     assert f"Registered: {', '.join(plugins.registry(kind).names())}." in message
-    assert message.endswith(f"Did you mean '{meant}'?")
+    assert message.removesuffix(plugins.excluded_note()).endswith(f"Did you mean '{meant}'?")
     assert isinstance(e.value, ValueError)
 
 
@@ -442,6 +442,29 @@ def test_excluded_broken_entry_point_is_never_loaded(entry_points):
     broken = FakeEntryPoint("broken", error=ImportError("never imported"))
     assert entry_points("a", extra=[broken]) == {"sim_a"}
     assert plugins.plugin_errors() == {}
+
+
+def test_a_misspelt_klg_load_plugins_name_is_warned_about(entry_points, capsys):
+    assert entry_points("a,bb") == {"sim_a"}
+    assert ("KLG_LOAD_PLUGINS names 'bb', which is not an installed plugin; installed: a, b. "
+            "Did you mean 'b'?") in capsys.readouterr().err
+    entry_points("a,b")
+    assert "KLG_LOAD_PLUGINS" not in capsys.readouterr().err
+
+
+def test_an_unknown_name_says_which_installed_plugins_were_excluded(entry_points):
+    entry_points("a")
+    note = ("Installed plugins not loaded (KLG_LOAD_PLUGINS='a' excludes them): b; to use one, "
+            "add its name to KLG_LOAD_PLUGINS or unset the variable.")
+    with pytest.raises(PluginError, match=re.escape("Unknown similarity 'sim_b'.")) as error:
+        plugins.get_similarity("sim_b")
+    assert str(error.value).endswith(note)
+    result = CliRunner().invoke(cli_module.cli, ["condense", "--method", "nope"])
+    assert result.exit_code == 2 and note in " ".join(result.output.split()), result.output
+    entry_points(None)  # every plugin loaded: nothing to add
+    with pytest.raises(PluginError) as error:
+        plugins.get_similarity("sim_c")
+    assert "KLG_LOAD_PLUGINS" not in str(error.value)
 
 
 # ------------------------------------------------------------- the command line

@@ -100,6 +100,21 @@ def test_same_seed_gives_identical_weights():
     assert sum(changed) >= len(changed) // 2, "training did not move the weights"
 
 
+def test_compiling_is_timed_apart_from_the_steady_rate():
+    """`klg train` reports the rate after the first (compiling) step; no wall-clock
+    target is asserted, only that the parts add up."""
+    x, y = tiny_data(n=32)
+    result = training.train(TINY_BUILDERS["vgg"](3), x, y, epochs=2, batch_size=16,
+                            verbose=0)
+    steady, compiling = result["steady_images_per_second"], result["compile_seconds"]
+    assert steady > 0 and 0 <= compiling <= result["seconds"]
+    steps_after_first = 2 * 2 - 1
+    assert 16 * steps_after_first / steady <= result["seconds"] + 1e-9
+    one_step = training.train(TINY_BUILDERS["vgg"](3), x[:16], y[:16], epochs=1,
+                              batch_size=16, verbose=0)
+    assert one_step["steady_images_per_second"] is None and one_step["compile_seconds"] is None
+
+
 # ------------------------------------------------------------------ validation
 
 
