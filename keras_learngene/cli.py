@@ -657,7 +657,8 @@ def inspect(file, png, as_json):
 # -------------------------------------------------------------------------- bench
 @cli.command()
 @click.option("--profile",
-              type=click.Choice(["quick", "pilot", "full", "family", "headstart", "gpu"]),
+              type=click.Choice(["quick", "pilot", "full", "family", "headstart", "headstart-grid",
+                                 "gpu"]),
               default="quick", show_default=True,
               help="quick: a few minutes, tiny ancestries on six glyph scripts (a smoke test); "
               "pilot: the committed pilot; full: protocol v2 of docs/benchmark.md (about 150 "
@@ -665,7 +666,8 @@ def inspect(file, png, as_json):
               "condensing method side by side on full's glyph tasks, 5-way K=1 and 5 (about "
               "80 minutes; give it full's --cache to reuse its ancestries); headstart: "
               "descendants that start from what they inherit (identity units, fitted head, "
-              "gentle fine-tuning) against the paper's inheritance, on full's cache; gpu: the "
+              "gentle fine-tuning) against the paper's inheritance, on full's cache; "
+              "headstart-grid: its lr x batch-size grid (about 25 minutes); gpu: the "
               "larger "
               "profile for a GPU.")
 @click.option("--out", default="klg-bench", show_default=True,

@@ -305,6 +305,24 @@ PROFILES = {
         sensitivity={},
         cost_steps=0,
     ),
+    # The sensitivity grid the headstart profile left out (target 5 of
+    # docs/results/headstart/RULE.md, fixed before either run): its focus recipe and
+    # scratch on the lr x batch-size grid, glyphs 5-way K = 5, the first 3 episodes,
+    # both architectures, on full's cache (about 25 minutes on 2 idle CPU cores).
+    "headstart-grid": Profile(
+        name="headstart-grid",
+        data=(Data("glyphs", ways=(5,), shots=(5,), tasks=3, steps=100,
+                   checkpoints=(0,) + log_checkpoints(100), ancestry_epochs=20,
+                   options={"scripts": PILOT_SCRIPTS}),),
+        ancestries={"vit": {"preset": "vit_tiny"}, "cnn": {"preset": "vgg_iso"}},
+        methods=("scratch", "auto+identity+head+gentle"),
+        focus="auto+identity+head+gentle",
+        sensitivity={"data": "glyphs", "ways": 5, "shots": 5, "tasks": 3,
+                     "methods": ("scratch", "auto+identity+head+gentle")},
+        grid={"learning_rate": (1e-4, 1e-3, 3e-3), "batch_size": (16, 64)},
+        probes=False,
+        cost_steps=0,
+    ),
     # The same command on a GPU: every split, 5- and 20-way at every K, 20
     # tasks, every method on both architectures, the full grid, and CIFAR-FS
     # where CIFAR-100 is in the Keras cache (add it with --methods/--profile
