@@ -8,6 +8,7 @@ The public API:
 - `head_start(descendant, x, y)`: a head fitted to the descendant's features
   (and its batch norms aligned to the task) before training
 - `Learngene` (save / load / provenance), `inherited_layers(descendant)`
+- `scratch_twin(descendant)`: the same architecture with fresh weights
 - `models` (ancestry builders), `datasets`, `training`, `forms`, `methods`,
   `similarity`, `strategies`, `distribute`, `plugins`, `weight_selection`
 - `hookimpl` for plugin authors (see `keras_learngene.hookspecs`)
@@ -52,6 +53,7 @@ _OBJECTS = {
     "condense": "keras_learngene._condense",
     "inherit": "keras_learngene._inherit",
     "inherited_layers": "keras_learngene._inherit",
+    "scratch_twin": "keras_learngene._inherit",
     "head_start": "keras_learngene._headstart",
     "fit_head": "keras_learngene._headstart",
     "align_batchnorm": "keras_learngene._headstart",
@@ -80,7 +82,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and the API docs (griffe)
     )
     from keras_learngene._condense import condense
     from keras_learngene._headstart import align_batchnorm, fit_head, head_start
-    from keras_learngene._inherit import inherit, inherited_layers
+    from keras_learngene._inherit import inherit, inherited_layers, scratch_twin
     from keras_learngene.learngene import Learngene
     from keras_learngene.methods import select_units
     from keras_learngene.plotting import plot_similarity
@@ -104,6 +106,7 @@ __all__ = [
     "models",
     "plot_similarity",
     "plugins",
+    "scratch_twin",
     "select_units",
     "shipped_ancestries",
     "similarity",

@@ -227,3 +227,42 @@ def inherited_layers(model):
     """
     return {layer.name: names.source_of(layer.name) for layer in model.layers
             if names.source_of(layer.name) is not None}
+
+
+def scratch_twin(descendant: keras.Model, seed: int | None = None) -> keras.Model:
+    """The descendant's architecture with fresh weights: the model to train
+    from scratch beside it, as every comparison of the docs and the benchmark
+    does ("against scratch").
+
+    Every layer is rebuilt from its config (`keras.models.clone_model`), so
+    its weights are drawn by its initialisers, inherited ones included, and
+    batch-norm statistics start at zero mean and unit variance. Inherited
+    layers are renamed `scratch_<name>`, so `inherited_layers` finds none and
+    `train(inherited_lr_scale=...)` does not apply to the twin.
+
+    Args:
+        descendant: a `keras.Model` (a descendant built by `inherit`, or any
+            Functional or Sequential model).
+        seed: seeds Keras' random state before the weights are drawn (`None`:
+            the current state).
+
+    Returns:
+        A new `keras.Model` with the same layers, shapes and parameter
+        count (compile it, or pass it to `training.train`).
+
+    Example:
+    ```python
+    descendant = keras_learngene.inherit(learngene, 2, num_classes=10)
+    scratch = keras_learngene.scratch_twin(descendant, seed=0)
+    ```
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+
+    def fresh(layer):
+        config = layer.get_config()
+        if names.source_of(layer.name) is not None:
+            config["name"] = f"scratch_{layer.name}"
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(descendant, clone_function=fresh)

@@ -39,7 +39,7 @@ from keras_learngene import __version__, datasets, plugins, training
 from keras_learngene import _names as names
 from keras_learngene._condense import condense, make_learngene, resolve_form
 from keras_learngene._headstart import head_start
-from keras_learngene._inherit import inherit, inherited_layers
+from keras_learngene._inherit import inherit, inherited_layers, scratch_twin
 from keras_learngene.bench import _cost, _stats
 from keras_learngene.bench._profiles import BASELINES, PROBES, get_profile
 from keras_learngene.bench._report import load_records
@@ -451,8 +451,7 @@ class _Arch:
         if method == "scratch":  # front-k's architecture, freshly initialised
             like = inherit(self.learngene("front"), p.n_fresh, num_classes=num_classes,
                            seed=task)
-            keras.utils.set_random_seed(task)
-            return keras.models.clone_model(like), None
+            return scratch_twin(like, seed=task), None
         learngene = self.learngene(method, task)
         # only a recipe with "identity" asks for it: strategies that build their own units
         # (TLEG's, SWS's) take no fresh_init
