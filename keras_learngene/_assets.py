@@ -38,7 +38,9 @@ def load_shipped_ancestry(name=DEFAULT_ANCESTRY_NAME):
     Args:
         name: one of `shipped_ancestries()`: `"fashion_mnist_vit_tiny"` (the
             default of `klg condense`), `"glyphs_vit_tiny"` or `"glyphs_vgg_iso"`
-            (the full benchmark's glyph ancestries, 333 outputs, 28x28 grey input).
+            (the full benchmark's glyph ancestries, 333 outputs, 28x28 grey input;
+            their base data, output i being class i: `datasets.load_task("glyphs",
+            classes="base", scripts=datasets.ANCESTRY_SCRIPTS)`).
 
     Returns:
         The trained Keras model (a `keras_learngene.models` preset).

@@ -531,6 +531,9 @@ def inherit(learngene_path, n_layers, depth, num_classes, strategy, input_shape,
 @click.option("--inherited-lr-scale", type=click.FloatRange(min=0), default=1.0,
               show_default=True,
               help="Learning-rate factor of a descendant's inherited layers (0 freezes them).")
+@click.option("--flip/--no-flip", default=None,
+              help="Flip images horizontally in the augmentation [default: as the data set "
+              "says: fashion_mnist, embedded and cifar_fs yes; glyphs, digits and --data no].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--distribution", type=click.Choice(["none", "data_parallel", "model_parallel"]),
               default="none", show_default=True,
@@ -550,8 +553,8 @@ def inherit(learngene_path, n_layers, depth, num_classes, strategy, input_shape,
 @click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 @_fail_cleanly
 def train(preset, model_path, dataset, classes, data_path, image_size, color_mode, shots, epochs,
-          batch_size, lr, fit_head, warmup, inherited_lr_scale, seed, distribution, devices,
-          precision, out, overwrite, as_json, quiet):
+          batch_size, lr, fit_head, warmup, inherited_lr_scale, flip, seed, distribution,
+          devices, precision, out, overwrite, as_json, quiet):
     """Train a preset ancestry or a saved model on a data set and save it.
 
     Says on stderr which backend, devices, distribution and precision it
@@ -601,7 +604,8 @@ def train(preset, model_path, dataset, classes, data_path, image_size, color_mod
                                         distribution=setting,
                                         mixed_precision=precision,
                                         warmup_fraction=warmup,
-                                        inherited_lr_scale=inherited_lr_scale)
+                                        inherited_lr_scale=inherited_lr_scale,
+                                        flip=task.flip if flip is None else flip)
     accuracy = klg.training.evaluate(model, task.x_test, task.y_test)
     save_atomically(model, out, overwrite=overwrite)
     payload = {

@@ -1,10 +1,11 @@
 """The training recipe for the library's small ViTs and CNNs.
 
 AdamW with linear warm-up and cosine decay, label smoothing, light
-augmentation with Keras' own preprocessing layers (random translation and
-horizontal flip), fixed seeds. Models output logits.
+augmentation with Keras' own preprocessing layers (random translation, and
+horizontal flips where the data set allows them), fixed seeds. Models output
+logits.
 
-Training fails loudly: `train` checks its data (`keras_learngene._checks`) and
+Training fails loudly: `train` checks its data and
 always runs a `DivergenceGuard`, so a diverged run (a NaN / inf loss or
 weights) raises `TrainingDivergedError` instead of returning a NaN history.
 """
@@ -19,10 +20,12 @@ import numpy as np
 from keras_learngene import _data, distribute
 from keras_learngene import _names as names
 from keras_learngene._checks import check_dataset
+from keras_learngene.datasets._tasks import Task
 
 __all__ = [
     "AugmentedBatches",
     "DivergenceGuard",
+    "StepCheckpoints",
     "ScaledAdamW",
     "TrainingDivergedError",
     "compile_model",
@@ -390,12 +393,60 @@ class DivergenceGuard(keras.callbacks.Callback):
             raise error
 
 
+class StepCheckpoints(keras.callbacks.Callback):
+    """Evaluates the model after given optimizer steps of one `train` run:
+    a learning curve from one run, not a run per point (each `train` call
+    starts a new schedule, warm-up included). With `train(schedule=
+    "constant")` the accuracy after step t is that of a t-step run.
+
+    ```python
+    at = StepCheckpoints([0, 50, 100], task.x_test, task.y_test)
+    train(model, task, steps=100, callbacks=[at])
+    at.accuracy  # {0: 0.25, 50: ..., 100: ...}
+    ```
+
+    Args:
+        steps: the steps to evaluate after, counted from the run's start
+            (0: before the first step).
+        x: evaluation images.
+        y: their int labels.
+        batch_size: evaluation batch size.
+
+    Attributes:
+        accuracy: `{step: top-1 accuracy}`, filled as the run goes.
+    """
+
+    def __init__(self, steps, x, y, batch_size=1024):
+        super().__init__()
+        self.steps = {int(s) for s in steps}
+        if not self.steps or min(self.steps) < 0:
+            raise ValueError(f"steps={steps!r} must hold steps of 0 or more.")
+        self.x, self.y, self.batch_size = x, np.asarray(y), batch_size
+        self.accuracy = {}
+
+    def on_train_begin(self, logs=None):
+        self._step, self.accuracy = 0, {}
+        if 0 in self.steps:
+            self._evaluate()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step in self.steps:
+            self._evaluate()
+
+    def _evaluate(self):
+        if hasattr(self.model, "jax_state_sync"):  # JAX keeps the state outside the model
+            self.model.jax_state_sync()
+        logits = self.model.predict(self.x, batch_size=self.batch_size, verbose=0)
+        self.accuracy[self._step] = float(np.mean(np.argmax(logits, -1) == self.y))
+
+
 def train(
     model,
     x,
     y=None,
     *,
-    epochs=5,
+    epochs=None,
     batch_size=64,
     learning_rate=1e-3,
     weight_decay=0.05,
@@ -407,19 +458,22 @@ def train(
     verbose="auto",
     distribution=None,
     mixed_precision=None,
-    flip=True,
+    flip=None,
     warmup_fraction=0.1,
     inherited_lr_scale=1.0,
     steps_per_epoch=None,
+    steps=None,
+    schedule="cosine",
 ):
     """Trains `model` on `(x, y)` with the library's recipe.
 
-    `x` may also be a whole labelled data set (with `y=None`): a tuple
-    `(x, y)`, a `tf.data.Dataset` of `(x, y)` batches or examples, a
-    `keras.utils.PyDataset`, or a generator / iterable of `(x, y)` batches.
-    It is read once and collected into arrays (see
-    `keras_learngene._data.to_arrays`: one-hot labels become ints, uint8
-    images float32 in `[0, 1]`), so that the recipe's seeded shuffling and
+    `x` may also be a `keras_learngene.datasets.Task` (its training split,
+    flipped or not as the task says), or a whole labelled data set (with
+    `y=None`): a tuple `(x, y)`, a `tf.data.Dataset` of `(x, y)` batches or
+    examples, a `keras.utils.PyDataset`, or a generator / iterable of `(x, y)`
+    batches. It is read once and collected into arrays (one-hot labels become
+    ints, uint8 images float32 in `[0, 1]`), so that the recipe's seeded
+    shuffling and
     augmentation apply to it as to arrays; it must be finite and fit in memory.
     An endless one (Keras' `while True` generator, `dataset.repeat()`) needs
     `steps_per_epoch`, as in `keras.Model.fit`: its first `steps_per_epoch`
@@ -430,12 +484,13 @@ def train(
         model: a `keras.Model` that outputs logits, one per class.
         x: float32 images `(N, H, W, C)`, or a labelled data set (see above).
         y: int labels `(N,)` in `[0, num_classes)`; None when `x` is a data set.
-        epochs: passes over the data.
+        epochs: passes over the data (default 5; not with `steps`).
         batch_size: examples per optimizer step.
         learning_rate: peak learning rate.
         weight_decay: AdamW weight decay.
         label_smoothing: label smoothing.
-        augment: random translation and flips (Keras preprocessing layers).
+        augment: random translation (up to 10%) and, where `flip` says so,
+            horizontal flips (Keras preprocessing layers).
         seed: seeds Keras, numpy and the batch order.
         validation_data: optional `(x_val, y_val)` with int labels, or a
             labelled data set of any kind `x` takes.
@@ -451,8 +506,10 @@ def train(
             model must have been built with: `"float32"`, `"mixed_float16"`
             (the optimizer is wrapped in a `LossScaleOptimizer` by `compile`)
             or `"mixed_bfloat16"`.
-        flip: with `augment`, also flip horizontally (False for characters
-            and digits).
+        flip: with `augment`, also flip horizontally. `None` (the default):
+            what the data set says, `Task.flip` for a `Task` (Fashion-MNIST
+            and CIFAR yes, glyphs and digits no: their mirror image is another
+            character), and no flips for arrays and other data sets.
         warmup_fraction: share of the steps spent warming the learning rate
             up linearly from 1% of its peak (0: none, for a descendant whose
             head was fitted by `keras_learngene.head_start`, where a warm-up
@@ -464,6 +521,15 @@ def train(
         steps_per_epoch: with a data set `x` (`y=None`), the batches of it
             read (the first ones it yields); they are collected and trained on
             for `epochs` epochs. Needed for an endless source.
+        steps: a budget of optimizer steps instead of `epochs`: the run is
+            exactly `steps` batches drawn from reshuffled passes over the
+            data, and the schedule warms up and decays over them. Calling
+            `train` again starts a new schedule (warm-up included), so do not
+            train in chunks to read accuracy along the way: pass a
+            `StepCheckpoints` callback, which evaluates inside the one run.
+        schedule: `"cosine"` (decay to 0 at the last step) or `"constant"`
+            (the peak rate after warm-up, so the model after step t of a long
+            run is the model a t-step run gives; see `compile_model`).
 
     Returns:
         A dict with the Keras `history`, `seconds` of training, the
@@ -492,6 +558,14 @@ def train(
     ```
     """
     num_classes = model.output_shape[-1]
+    if y is None and isinstance(x, Task):
+        flip = x.flip if flip is None else flip
+        x, y = x.x_train, x.y_train
+    if steps is not None:
+        if epochs is not None or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps={steps!r} must be a positive int, and epochs "
+                             f"(={epochs!r}) left at None: steps replaces it.")
+    epochs = 1 if steps is not None else 5 if epochs is None else epochs
     if steps_per_epoch is not None and (y is not None or _data.is_arrays(x)):
         raise ValueError(
             f"steps_per_epoch={steps_per_epoch!r} applies to a data set x (a generator, "
@@ -539,7 +613,7 @@ def train(
     keras.utils.set_random_seed(seed)
     with distribute.scope(distribution if explicit else None, precision):
         batches = AugmentedBatches(x, y, num_classes, batch_size, seed=seed, augment=augment,
-                                   multiple_of=replicas, flip=flip)
+                                   multiple_of=replicas, steps=steps, flip=bool(flip))
         if not batches.examples:
             raise ValueError(f"{len(x)} examples cannot be split over {replicas} devices.")
         compile_model(
@@ -550,6 +624,7 @@ def train(
             label_smoothing=label_smoothing,
             warmup_fraction=warmup_fraction,
             layer_lr_scales=scales,
+            schedule=schedule,
         )
         if validation_data is not None:
             x_val, y_val = check_dataset(

@@ -48,6 +48,7 @@ from keras_learngene.datasets._files import (
     parse_image_size,
 )
 from keras_learngene.datasets._glyphs import (
+    ANCESTRY_SCRIPTS,
     NUM_SPLITS,
     SCRIPT_NAMES,
     SCRIPTS,
@@ -69,6 +70,7 @@ from keras_learngene.datasets._tasks import (
 )
 
 __all__ = [
+    "ANCESTRY_SCRIPTS",
     "BASE_CLASSES",
     "CIFAR100_CLASSES",
     "CIFAR_FS_BASE",

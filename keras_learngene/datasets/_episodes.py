@@ -136,6 +136,7 @@ def sample_episodes(source, ways, shots, num_tasks, seed=0, queries=None, classe
                 x_test=_float(np.asarray(x_test)[test_idx]),
                 y_test=np.concatenate(test_y),
                 class_names=tuple(names[c] for c in chosen.tolist()),
+                flip=getattr(source, "flip", False),
             )
         )
     return episodes

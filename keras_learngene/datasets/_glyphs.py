@@ -145,6 +145,11 @@ SCRIPTS = (
     Script("glagolitic", ((0x2C00, 0x2C5F),), 1),
 )
 SCRIPT_NAMES = tuple(s.name for s in SCRIPTS)
+# The ten scripts of the shipped glyph ancestries (`glyphs_vit_tiny`, `glyphs_vgg_iso`) and of
+# the benchmark's glyph profiles: `load_task("glyphs", classes="base",
+# scripts=ANCESTRY_SCRIPTS)` gives their 333 base classes in the order of their outputs.
+ANCESTRY_SCRIPTS = ("latin", "greek", "cyrillic", "armenian", "georgian", "hebrew", "arabic",
+                    "thai", "lao", "tifinagh")
 _SCRIPTS_BY_NAME = {s.name: s for s in SCRIPTS}
 
 # Families whose letters are borrowed from another family or are not text faces.

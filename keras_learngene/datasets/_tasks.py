@@ -12,6 +12,9 @@ import numpy as np
 from keras_learngene.datasets import _cifar, _digits, _fashion_mnist, _glyphs
 
 DATASETS = ("fashion_mnist", "embedded", "digits", "glyphs", "cifar_fs")
+# the data sets whose images may be flipped horizontally (`Task.flip`): clothes and
+# CIFAR's objects; a mirrored character or digit is another shape
+FLIPPED = ("fashion_mnist", "embedded", "cifar_fs")
 
 
 def _check_classes(classes, y):
@@ -148,6 +151,9 @@ class Task:
         x_train, y_train: training images `(N, H, W, C)` and labels in `0..num_classes - 1`.
         x_test, y_test: test images and labels.
         class_names: one name per label, in label order.
+        flip: whether horizontal flips suit the images (`train`'s default):
+            True for Fashion-MNIST and CIFAR, False for characters and digits,
+            whose mirror image is another shape, and for the user's own data.
 
     Example:
 
@@ -162,6 +168,7 @@ class Task:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple
+    flip: bool = False
 
     @property
     def num_classes(self):
@@ -174,9 +181,12 @@ class Task:
         return tuple(self.x_train.shape[1:])
 
     def __repr__(self):
+        names = self.class_names
+        if len(names) > 6:  # a glyph task has hundreds
+            names = f"{len(names)}: {', '.join(map(repr, names[:3]))}, ..., {names[-1]!r}"
         return (
             f"Task({self.name!r}, train={self.x_train.shape}, test={self.x_test.shape}, "
-            f"classes={self.class_names})"
+            f"classes={names})"
         )
 
 
@@ -288,4 +298,5 @@ classes=('T-shirt/top', 'Pullover', 'Coat', 'Shirt'))
         x_test=to_float_images(x_test),
         y_test=y_test,
         class_names=tuple(names[c] for c in classes),
+        flip=dataset in FLIPPED,
     )

@@ -127,7 +127,7 @@ class AutoLearngene(Method):
         pseudo, pseudo_outputs, like = build_pseudo_descendant(job.form, job.anatomy, depth,
                                                                len(classes))
         train(pseudo, job.x, y_task, epochs=o["pseudo_epochs"], batch_size=64, seed=job.seed,
-              verbose=job.verbose)
+              verbose=job.verbose, flip=True)  # train's old default: learngenes unchanged
         rng = np.random.default_rng(job.seed)
         probe = job.x[np.sort(rng.permutation(len(job.x))[:o["probe_size"]])]
         S = unit_similarities(job.ancestry, job.anatomy.unit_outputs, pseudo, pseudo_outputs,

@@ -215,7 +215,8 @@ def distill_pseudo_descendant(job, depth, epochs, feature_weight, temperature, l
         distiller = keras.Model(images, matcher([logits, *student, *teacher]),
                                 name="distiller")
         result = train(distiller, x, y_task, epochs=epochs, batch_size=64,
-                       learning_rate=learning_rate, seed=job.seed, verbose=job.verbose)
+                       learning_rate=learning_rate, seed=job.seed, verbose=job.verbose,
+                       flip=True)  # train's old default: learngenes unchanged
     finally:
         for layer, trainable in frozen:
             layer.trainable = trainable

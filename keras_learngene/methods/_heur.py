@@ -107,7 +107,7 @@ def heur_statistics(form, anatomy, x, y, num_tasks=3, seed=0, epochs=1, probe_si
         onehot = keras.utils.to_categorical(yt[probe_idx], len(classes)).astype("float32")
         callback = GradientStability(units, (xt[probe_idx], onehot))
         train(model, xt, yt, epochs=epochs, batch_size=64, seed=seed + t, callbacks=[callback],
-              verbose=verbose)
+              verbose=verbose, flip=True)  # train's old default: learngenes unchanged
         stats.append(np.mean(callback.fractions, axis=0))
     stats = np.asarray(stats)
     return stats, stats.std(axis=0), tasks

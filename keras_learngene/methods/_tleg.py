@@ -204,7 +204,8 @@ def run_distillation(job, model):
     x, y = probe_subset(job, o["probe_size"])
     result = distill(model, job.ancestry, x, y, temperature=o["temperature"], alpha=o["alpha"],
                      epochs=o["epochs"], batch_size=o["batch_size"],
-                     learning_rate=o["learning_rate"], seed=job.seed, verbose=job.verbose)
+                     learning_rate=o["learning_rate"], seed=job.seed, verbose=job.verbose,
+                     flip=True)  # train's old default: learngenes unchanged
     teacher = np.argmax(job.ancestry.predict(x, batch_size=256, verbose=0), -1)
     student = np.argmax(model.predict(x, batch_size=256, verbose=0), -1)
     history = result["history"]
