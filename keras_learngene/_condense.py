@@ -61,15 +61,19 @@ def condense(ancestry, data=None, *, num_units=3, method="auto", form=None, seed
         num_units: how many ancestry units the learngene keeps (k).
         method: a registered method (`klg plugins --all` lists them): `"auto"`
             (Auto Learngene: similarity to a pseudo descendant), `"heur"` (Heur
-            Learngene: gradient stability), `"front"` / `"back"` (the first /
-            last k units), `"weight_selection"`, or a plugin's.
+            Learngene: gradient stability), `"auto_distill"` (Auto Learngene
+            with a distilled pseudo descendant), `"tleg"` and `"sws"` (TLEG's
+            linear expansion, SWS's stage sharing: descendants of any depth),
+            `"front"` / `"back"` (the first / last k units),
+            `"weight_selection"`, or a plugin's; docs/family.md compares them.
         form: a form name or `Form`; default: detected from the model.
         seed: seeds every random choice of the method.
         verbose: Keras verbosity of any training the method runs.
         n_layers: deprecated name of `num_units` (0.1).
-        **options: the method's options (`Method.options`), e.g. for `"auto"`:
-            `similarity`, `selection`, `pseudo_depth`, `pseudo_epochs`,
-            `probe_size`; for `"heur"`: `tasks`, `epochs`, `probe_size`.
+        **options: the method's options (`klg condense -o KEY=VALUE`). Every
+            method's, with their defaults: `keras_learngene.plugins.get_method(
+            name).options`; what they mean: the method's class docstring and its
+            section of docs/family.md. An unknown name is refused with the list.
 
     Returns:
         A `Learngene` (not yet saved: call `.save(path)`).
