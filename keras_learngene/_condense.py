@@ -10,10 +10,15 @@ The core path, top to bottom:
    device mesh), with the provenance of every choice.
 """
 
+from __future__ import annotations
+
 import datetime
+import os
 import platform
 import time
 import warnings
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -22,6 +27,9 @@ from keras_learngene import distribute, plugins
 from keras_learngene.learngene import Learngene, fingerprint_array, fingerprint_weights
 from keras_learngene.methods import Job, chain_test, no_chain
 from keras_learngene.version import __version__
+
+if TYPE_CHECKING:
+    from keras_learngene.forms import Form
 
 MIN_PROBE_EXAMPLES = 32
 # condense()'s keyword arguments of 0.1 that became options of a method
@@ -47,8 +55,10 @@ def resolve_form(model, form=None):
     )
 
 
-def condense(ancestry, data=None, *, num_units=3, method="auto", form=None, seed=0, verbose=0,
-             n_layers=None, **options):
+def condense(ancestry: keras.Model | str | os.PathLike, data: tuple | Iterable | None = None, *,
+             num_units: int = 3, method: str = "auto", form: str | Form | None = None,
+             seed: int = 0, verbose: int = 0, n_layers: int | None = None,
+             **options) -> Learngene:
     """Condenses an ancestry model into a learngene of `num_units` units.
 
     Args:

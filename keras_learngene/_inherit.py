@@ -15,6 +15,8 @@ learngene) and their names say where they came from:
   of different stages (CNNs); they come on top of the `n_layers` new units.
 """
 
+from __future__ import annotations
+
 import os
 
 import keras
@@ -51,22 +53,22 @@ def _as_learngene(model, data, condense_kwargs):
 
 
 def inherit(
-    model,
-    n_layers=None,
+    model: Learngene | keras.Model | str | os.PathLike,
+    n_layers: int | None = None,
     *,
-    depth=None,
-    num_classes,
-    strategy=None,
-    input_shape=None,
-    head="linear",
-    dropout=0.0,
-    freeze_learngene=False,
-    seed=0,
-    data=None,
-    condense_kwargs=None,
-    name="descendant",
-    fresh_init="random",
-):
+    depth: int | None = None,
+    num_classes: int,
+    strategy: str | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    head: str = "linear",
+    dropout: float = 0.0,
+    freeze_learngene: bool = False,
+    seed: int = 0,
+    data: tuple | None = None,
+    condense_kwargs: dict | None = None,
+    name: str = "descendant",
+    fresh_init: str = "random",
+) -> keras.Model:
     """Builds a descendant: the learngene's units plus new units and a new
     classification head. Give its size as `n_layers` or as `depth`.
 
@@ -208,7 +210,7 @@ def _check_size(n_layers, depth):
         )
 
 
-def inherited_layers(model):
+def inherited_layers(model: keras.Model) -> dict[str, str]:
     """Which layers of a descendant came from the learngene, read from their
     names (so it survives `.keras` save and load).
 

@@ -7,6 +7,8 @@ learngene unit's features. It saves as a normal `.keras` file that
 mode stays on), and its provenance travels in the model config.
 """
 
+from __future__ import annotations
+
 import errno
 import hashlib
 import json
@@ -57,7 +59,9 @@ class Learngene(keras.Model):
     ```
     """
 
-    def __init__(self, image_shape, stem, units, form, provenance=None, **kwargs):
+    def __init__(self, image_shape: tuple[int, int, int], stem: keras.layers.Layer | dict | None,
+                 units: list[keras.layers.Layer | dict], form: str,
+                 provenance: dict | None = None, **kwargs):
         stem = _as_layer(stem)
         units = [_as_layer(u) for u in units]
         if not units:
@@ -108,7 +112,8 @@ class Learngene(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
-    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+    def save(self, filepath: str | os.PathLike, overwrite: bool = True,
+             zipped: bool | None = None, **kwargs) -> None:
         """Writes the learngene to a `.keras` file, atomically.
 
         Takes the signature of Keras' own `Model.save`, so Keras callbacks
@@ -139,7 +144,7 @@ class Learngene(keras.Model):
         save_atomically(self, filepath, overwrite=overwrite, **kwargs)
 
     @classmethod
-    def load(cls, filepath):
+    def load(cls, filepath: str | os.PathLike) -> Learngene:
         """Loads a learngene from a `.keras` file (Keras safe mode on).
 
         Raises:
@@ -157,7 +162,7 @@ class Learngene(keras.Model):
             )
         return model
 
-    def summary_rows(self):
+    def summary_rows(self) -> list[dict]:
         """One dict per learngene unit: its name, source index and score."""
         p = self.provenance
         rows = []

@@ -1,5 +1,13 @@
 """Plots (matplotlib is an optional extra: `pip install keras-learngene[plots]`)."""
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from keras_learngene.learngene import Learngene
+
 
 def _pyplot():
     try:
@@ -42,7 +50,7 @@ def heatmap_figure(spec, title):
     return plt, fig
 
 
-def plot_similarity(learngene, path):
+def plot_similarity(learngene: Learngene, path: str | os.PathLike) -> str | os.PathLike:
     """Writes the matrix a learngene's method recorded (its `heatmap`
     provenance) as a PNG, with the chosen units marked.
 

@@ -6,6 +6,10 @@ so the learngene runs as one model. The rules are shared by the built-in
 methods and open to plugin methods.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
 
 SELECTIONS = ("align", "top_k", "window")
@@ -44,7 +48,9 @@ def check_selection(rule, k, pseudo_depth=None):
         )
 
 
-def select_units(S, k, rule="align", compatible=None):
+def select_units(S: np.ndarray, k: int, rule: str = "align",
+                 compatible: Callable[[int | None, int], bool] | None = None,
+                 ) -> tuple[list[int], list[int]]:
     """Chooses `k` ancestry units from a score matrix.
 
     Args:
