@@ -51,7 +51,7 @@ def draw(diffs, path=PNG):
     axes = list(getattr(axes, "flat", [axes]))
     for ax, (title, rows) in zip(axes, diffs.items()):
         ys = list(range(len(rows)))[::-1]
-        for y, (name, mean, low, high) in zip(ys, rows):
+        for y, (_name, mean, low, high) in zip(ys, rows):
             if mean is None:
                 ax.text(0.03, y, "not run on this ancestry", va="center", fontsize=9,
                         color="grey", transform=ax.get_yaxis_transform())

@@ -5,7 +5,7 @@
 
 The SVG has a fixed pixel size (`width`/`height`, scaled down only where the page is
 narrower): Material's `<figure>` is `width: fit-content`, inside which a `width="100%"`
-SVG falls back to about 300 px and its labels to 3-4 px. Labels are 15 units for a
+SVG falls back to about 300 px and its labels to 3-4 px. Labels are 15-17 units for a
 780-unit-wide drawing, so they stay above 12 px in a content column of 640 px or more.
 tests/test_docs.py checks the size in the built page.
 """
@@ -17,7 +17,7 @@ import sys
 INDEX = pathlib.Path(__file__).resolve().parents[1] / "docs" / "index.md"
 W, H = 780, 350
 BOX_W, BOX_H, STEP = 80, 22, 26  # a unit's box and the distance between units
-LABEL, CAPTION, LEGEND = 15, 16, 14  # font sizes, in the drawing's units
+LABEL, CAPTION, LEGEND = 16, 17, 15  # font sizes, in the drawing's units
 BASE = 250  # the stem's top edge
 STYLE = {
     "stem": ("#d1d5db", "#6b7280", ""),

@@ -21,6 +21,7 @@ import inspect
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -250,14 +251,165 @@ def test_hookimpl_is_documented():
 # ----------------------------------------------------------------------------- the site
 
 
-def test_site_builds_strict(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site, built once with `mkdocs build --strict`: what a reader sees."""
     for module in ("mkdocs", "mkdocstrings", "material"):
         pytest.importorskip(module)
+    folder = tmp_path_factory.mktemp("site") / "site"
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f",
-         str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],
+         str(ROOT / "mkdocs.yml"), "-d", str(folder)],
         cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{_tail(result.stderr)}"
-    assert (tmp_path / "site" / "index.html").exists()
+    return folder
+
+
+def test_site_builds_strict(site):
+    assert (site / "index.html").exists()
+
+
+# Material's content column is about 690 px wide on a desktop window (1280 px) and
+# 640 px at its narrowest with both sidebars; labels must stay readable there.
+CONTENT_COLUMN_PX = 640
+READABLE_PX = 12
+
+
+def _home_figure(html):
+    match = re.search(r'<svg[^>]*aria-labelledby="klg-figure-title"[^>]*>.*?</svg>', html,
+                      re.DOTALL)
+    assert match, "the home page has no ancestry -> learngene -> descendants figure"
+    return match[0]
+
+
+def test_home_figure_renders_at_a_readable_size(site):
+    """The figure has a pixel size (a `width="100%"` SVG inside Material's fit-content
+    `<figure>` fell back to about 300 x 120 px, labels 3-4 px), scaled down only where
+    the column is narrower, and its smallest label is >= 12 px in a 640 px column."""
+    svg = _home_figure((site / "index.html").read_text(encoding="utf-8"))
+    tag = svg[:svg.index(">")]
+    width, height = (float(re.search(rf'\s{a}="([\d.]+)"', tag)[1]) for a in ("width", "height"))
+    _, _, vb_width, vb_height = (float(v) for v in re.search(r'viewBox="([^"]+)"', tag)[1].split())
+    assert width >= CONTENT_COLUMN_PX and height >= 250, (width, height)
+    assert abs(width / height - vb_width / vb_height) < 0.01  # not distorted
+    assert "max-width: 100%" in tag and "height: auto" in tag
+    scale = min(width, CONTENT_COLUMN_PX) / vb_width
+    fonts = [float(f) for f in re.findall(r'font-size="([\d.]+)"', svg)]
+    assert fonts and min(fonts) * scale >= READABLE_PX, (min(fonts), scale)
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium")
+def test_home_figure_measured_in_a_browser(site, tmp_path):
+    """The same, measured by headless Chromium in a 1280 px wide window."""
+    page = site / "_measure.html"
+    script = (
+        "<script>addEventListener('load', () => {"
+        "const s = document.querySelector('svg[aria-labelledby=\"klg-figure-title\"]');"
+        "const r = s.getBoundingClientRect(), k = r.width / s.viewBox.baseVal.width;"
+        "const f = Math.min(...[...s.querySelectorAll('text')].map("
+        "t => parseFloat(t.getAttribute('font-size')) * k));"
+        "document.body.dataset.measure = `${r.width} ${r.height} ${f}`;});</script></body>")
+    page.write_text((site / "index.html").read_text(encoding="utf-8").replace("</body>", script),
+                    encoding="utf-8")
+    try:
+        result = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+             "--window-size=1280,2000", "--virtual-time-budget=3000",
+             f"--user-data-dir={tmp_path}", page.as_uri()],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        page.unlink()
+    measured = re.search(r'data-measure="([\d.]+) ([\d.]+) ([\d.]+)"', result.stdout)
+    assert measured, _tail(result.stderr)
+    width, height, font = (float(v) for v in measured.groups())
+    assert width >= CONTENT_COLUMN_PX and height >= 250 and font >= READABLE_PX, measured[0]
+
+
+def test_home_figure_is_the_scripts_output():
+    """docs/index.md's figure is what scripts/home_figure.py writes."""
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "home_figure.py")],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() in (DOCS / "index.md").read_text(encoding="utf-8")
+
+
+def test_no_sentinel_or_none_defaults_in_the_site(site):
+    """click's `UNSET` never reaches a page, and the CLI reference's Default column
+    says `False` for a flag and nothing (not `None`) where there is no default."""
+    for page in site.rglob("*.html"):
+        assert "Sentinel.UNSET" not in page.read_text(encoding="utf-8"), page
+    cli_page = (site / "cli" / "index.html").read_text(encoding="utf-8")
+    cells = re.findall(r"<td>(.*?)</td>", cli_page, re.DOTALL)
+    assert "None" not in [c.strip() for c in cells]
+    overwrite = re.search(r"<td><code>--overwrite</code></td>(.*?)</tr>", cli_page, re.DOTALL)
+    assert overwrite and "<code>False</code>" in overwrite[1]
+
+
+def _images(html_file):
+    """The `src` of each `<img>` of a built page, resolved to a file."""
+    html = html_file.read_text(encoding="utf-8")
+    return [(html_file.parent / src).resolve() for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"',
+                                                                      html)]
+
+
+def _results_pages():
+    """Each committed results folder with plots: (its report page, its PNGs)."""
+    for folder in sorted((DOCS / "results").iterdir()):
+        if (folder / "report.md").exists() and list((folder / "images").glob("*.png")):
+            yield folder.name
+
+
+@pytest.mark.parametrize("name", list(_results_pages()))
+def test_each_results_report_shows_its_plots(site, name):
+    images = _images(site / "results" / name / "report" / "index.html")
+    assert images, f"results/{name}/report.md shows no plot"
+    for image in images:
+        assert image.is_file(), image
+
+
+@pytest.mark.parametrize("page, folder", [
+    ("benchmark", "results/full-v2/images"),  # the page leads with the v2 results
+    ("family", "images"),  # the family run, drawn by scripts/family_figure.py
+])
+def test_results_pages_show_plots_on_the_page(site, page, folder):
+    images = _images(site / page / "index.html")
+    for image in images:
+        assert image.is_file(), image
+    assert [i for i in images if (site / folder).resolve() in i.parents], (
+        f"{page}.md shows no plot from {folder}")
+
+
+def test_family_figure_is_drawn_from_the_committed_records(tmp_path):
+    """scripts/family_figure.py draws the family page's figure from
+    docs/results/family; the page shows the committed PNG."""
+    out = tmp_path / "family.png"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "family_figure.py"),
+                    str(DOCS / "results" / "family"), str(out)],
+                   capture_output=True, text=True, timeout=300, check=True)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (DOCS / "images" / "family_minus_scratch.png").is_file()
+    assert "](images/family_minus_scratch.png)" in (DOCS / "family.md").read_text(
+        encoding="utf-8")
+
+
+@pytest.mark.parametrize("anchor", [
+    "keras_learngene.condense", "keras_learngene.inherit", "keras_learngene.select_units",
+    "keras_learngene.inherited_layers", "keras_learngene.scratch_twin", "keras_learngene.Learngene",
+    "keras_learngene.Learngene.save", "keras_learngene.Learngene.load",
+    "keras_learngene.plot_similarity",
+])
+def test_api_tables_show_types(site, anchor):
+    """The parameter tables' Type column (read from the annotations) is filled in
+    (`*args` and `**options` rows aside: their types are the method's options)."""
+    html = (site / "api" / "index.html").read_text(encoding="utf-8")
+    start = html.index(f'id="{anchor}"')
+    table = html[start:html.index("</table>", start)]
+    assert "<th>Type</th>" in table
+    rows = re.findall(r'<tr class="doc-section-item">(.*?)</tr>', table, re.DOTALL)
+    assert rows
+    for row in rows:
+        name, kind = re.findall(r"<td>(.*?)</td>", row, re.DOTALL)[:2]
+        if re.sub(r"<[^>]+>", "", name).strip().startswith("*"):
+            continue
+        assert re.sub(r"<[^>]+>", "", kind).strip(), f"{anchor}: {name.strip()} has no type"
