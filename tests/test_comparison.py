@@ -181,3 +181,14 @@ def test_klg_train_flips_as_the_data_set_says(monkeypatch, tmp_path, args, flip)
                                       "--out", str(tmp_path / "m.keras"), *args])
     assert result.exit_code == 0, result.output
     assert seen["flip"] is flip
+
+
+@pytest.mark.once
+def test_the_errors_page_quotes_the_steps_message():
+    from pathlib import Path
+
+    x, y = tiny_data(n=8)
+    with pytest.raises(ValueError) as error:
+        training.train(TINY_BUILDERS["vit"](), x, y, steps=100, epochs=3)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "errors.md").read_text()
+    assert f"`ValueError: {error.value}`" in page
