@@ -68,7 +68,7 @@ def select_units(S: np.ndarray, k: int, rule: str = "align",
 
     Returns:
         `(indices, matches)`: the selected ancestry units in order, and for
-        each the pseudo-descendant unit it matches.
+            each the pseudo-descendant unit it matches.
 
     Raises:
         ValueError: unknown rule, impossible `k`, or no chain of `k` units.
