@@ -3,8 +3,10 @@
 # plugin package, and the docs. Stops at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# each stage's wall time, so that a slow CI run says where its time went
+stage() { echo "== $1 (at ${SECONDS} s)"; }
 
-echo "== ruff"
+stage ruff
 ruff check .
 
 # Two workers (pytest-xdist): tiny models leave cores idle between steps. Tests
@@ -16,19 +18,20 @@ ruff check .
 # remaining tests unrun, so allow more: every test still runs and reports.
 JOBS="${KLG_TEST_JOBS:-2}"
 for backend in tensorflow jax torch; do
-    echo "== pytest, KERAS_BACKEND=$backend"
+    stage "pytest, KERAS_BACKEND=$backend"
     KERAS_BACKEND=$backend python -m pytest tests -q -p no:cacheprovider -p no:benchmark \
         -n "$JOBS" --max-worker-restart=50 --durations=15
 done
 
-echo "== example plugins: plugins/klg-similarities-extra, plugins/klg-method-spread"
+stage "example plugins: plugins/klg-similarities-extra, plugins/klg-method-spread"
 python -m pytest plugins/klg-similarities-extra/tests plugins/klg-method-spread/tests -q \
     -p no:cacheprovider
 klg plugins | python -c "import json, sys; names = [p['name'] for p in json.load(sys.stdin)]; \
 assert {'similarities_extra', 'method_spread'} <= set(names), names; print('klg plugins lists', names)"
-echo "== the registry's conformance suites on the installed example plugins"
+stage "the registry's conformance suites on the installed example plugins"
 KLG_LOAD_PLUGINS=similarities_extra,method_spread KERAS_BACKEND=torch python -m pytest \
     tests/test_methods.py tests/test_plugins.py -q -p no:cacheprovider -k "conformance"
 
-echo "== docs"
+stage docs
 mkdocs build --strict --quiet -d "$(mktemp -d)"
+echo "== all stages passed in ${SECONDS} s"
